@@ -1,0 +1,119 @@
+/*
+ * Fusion must not change a single bit: a run without a hook (BN, residual
+ * adds and activations folded into conv/dense epilogues) and a run with a
+ * hook (every layer on its own) give identical outputs, for every fixture
+ * and, when ../shared is present, every real model.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <cnnviz.h>
+
+#include "util/refcheck.h"
+
+static int count_layers(const struct cnnviz_layer_info *li,
+			const struct cnnviz_tensor *t, void *user)
+{
+	(void)li;
+	(void)t;
+	++*(int *)user;
+	return 0;
+}
+
+/* 0: identical, 1: differs, -1: not runnable here (refused, no input). */
+static int compare(const struct refcase *c, int *seen)
+{
+	cnnviz_options *o = NULL;
+	cnnviz_model *m = NULL;
+	cnnviz_session *s = NULL;
+	float *in = NULL, *plain = NULL;
+	int rank, rc = -1;
+	int64_t shape[CNNVIZ_MAX_RANK];
+	char path[1100];
+	struct cnnviz_tensor t;
+	cnnviz_options_new(&o);
+	if (c->weights[0])
+		cnnviz_options_set(o, "weights", c->weights, NULL);
+	snprintf(path, sizeof path, "%s/input.npy", c->expected);
+	if (c->expect_error || cnnviz_model_open(c->model, o, &m, NULL) ||
+	    cnnviz_npy_read(path, &in, &rank, shape, NULL) ||
+	    cnnviz_model_input_count(m) != 1 ||
+	    cnnviz_session_new(m, shape[0], NULL, &s, NULL))
+		goto out;
+	const float *x = in;
+	if (cnnviz_session_run(s, &x, shape[0], count_layers, seen, NULL) ||
+	    cnnviz_session_output(s, 0, &t))
+		goto out;
+	plain = malloc(t.count * sizeof *plain);
+	memcpy(plain, t.data, t.count * sizeof *plain);
+	size_t n = t.count;
+	rc = 1;
+	if (cnnviz_session_run(s, &x, shape[0], NULL, NULL, NULL) ||
+	    cnnviz_session_output(s, 0, &t) || t.count != n)
+		goto out;
+	rc = memcmp(plain, t.data, n * sizeof *plain) != 0;
+	if (rc)
+		printf("  %s: fused and unfused outputs differ\n", c->name);
+out:
+	free(plain);
+	cnnviz_free(in);
+	cnnviz_session_free(s);
+	cnnviz_model_free(m);
+	cnnviz_options_free(o);
+	return rc;
+}
+
+static void check_all(struct refcase *cases, int n, int *compared)
+{
+	for (int i = 0; i < n; i++) {
+		int seen = 0;
+		int rc = compare(&cases[i], &seen);
+		if (rc >= 0)
+			++*compared;
+		assert_int_not_equal(rc, 1);
+	}
+}
+
+static void fixtures_fuse_exactly(void **state)
+{
+	(void)state;
+	struct refcase *cases;
+	int n, compared = 0;
+	assert_int_equal(refcheck_fixture_cases("tests/fixtures/cases", &cases, &n), 0);
+	check_all(cases, n, &compared);
+	printf("  %d fixtures: fused == unfused, bit for bit\n", compared);
+	assert_true(compared > 100);
+	free(cases);
+}
+
+static void real_models_fuse_exactly(void **state)
+{
+	(void)state;
+	const char *shared = refcheck_shared_dir();
+	if (!shared) {
+		printf("  SKIP: ../shared not found\n");
+		return;
+	}
+	struct refcase *cases;
+	int n, compared = 0;
+	assert_int_equal(refcheck_shared_cases(shared, &cases, &n), 0);
+	check_all(cases, n, &compared);
+	printf("  %d real models: fused == unfused, bit for bit\n", compared);
+	assert_true(compared >= 20);
+	free(cases);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(fixtures_fuse_exactly),
+		cmocka_unit_test(real_models_fuse_exactly),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
