@@ -10,6 +10,10 @@
  * have exactly one reader and must not be a model output. The epilogue
  * performs the very float operations the folded layers would, in the same
  * order, so fused and unfused runs give bit-identical results.
+ *
+ * A ZeroPadding2D read only by a convolution that can absorb it
+ * (l->can_fold_pad) is not run either: the convolution reads the padding
+ * layer's input and takes the padded taps as zeros, adding nothing.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +54,7 @@ void cnnviz__fusion_free(struct cnnviz__fusion *f)
 	free(f->post);
 	free(f->has_post);
 	free(f->residual);
+	free(f->pad_folded);
 	memset(f, 0, sizeof *f);
 }
 
@@ -112,13 +117,26 @@ int cnnviz__fusion_plan(const struct cnnviz_model *m, const int *root,
 	f->post = calloc((size_t)n, sizeof *f->post);
 	f->has_post = calloc((size_t)n, sizeof *f->has_post);
 	f->residual = malloc((size_t)n * sizeof *f->residual);
-	if (!f->skip || !f->dest || !f->post || !f->has_post || !f->residual) {
+	f->pad_folded = calloc((size_t)n, sizeof *f->pad_folded);
+	if (!f->skip || !f->dest || !f->post || !f->has_post || !f->residual ||
+	    !f->pad_folded) {
 		cnnviz__fusion_free(f);
 		return CNNVIZ_ERR_NOMEM;
 	}
 	for (int i = 0; i < n; i++) {
 		f->dest[i] = i;
 		f->residual[i] = -1;
+	}
+	for (int i = 0; i < n; i++) {
+		const struct cnnviz__layer *l = m->layers[i];
+		if (!l->can_fold_pad || root[i] != i || l->input_slot >= 0)
+			continue;
+		int z = l->in[0];
+		if (root[z] != z || next_in_chain(m, root, z) != i)
+			continue;
+		f->skip[z] = 1;
+		f->pad_folded[i] = 1;
+		f->any = 1;
 	}
 	for (int i = 0; i < n; i++) {
 		const struct cnnviz__layer *l = m->layers[i];

@@ -11,6 +11,7 @@ struct cnnviz__fusion {
 	int *has_post;
 	struct cnnviz__epilogue *post; /* chain start's epilogue */
 	int *residual; /* chain start: root layer added as residual, or -1 */
+	int *pad_folded; /* reads the input of its ZeroPadding2D l->in[0] */
 };
 
 /* root[]: the layer owning each layer's buffer (run.c's aliasing). */

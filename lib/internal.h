@@ -169,6 +169,13 @@ struct cnnviz__layer {
 	struct cnnviz__shape op_out;
 	int channels_first;
 
+	/*
+	 * Set by setup when l->in[0] is a ZeroPadding2D the op can absorb:
+	 * given io->pad_folded it reads that layer's input and treats the
+	 * padding as zeros itself (fuse.c decides per session).
+	 */
+	int can_fold_pad;
+
 	/* Scratch floats the op needs: fixed + per_sample * batch. */
 	size_t scratch_fixed;
 	size_t scratch_per_sample;
@@ -246,6 +253,8 @@ struct cnnviz__io {
 	float *scratch;
 	struct cnnviz__pool *pool; /* NULL: single-threaded */
 	const struct cnnviz__epilogue *post; /* NULL: none */
+	/* in[0] is the input of the ZeroPadding2D l->in[0] (can_fold_pad) */
+	int pad_folded;
 };
 
 #define CNNVIZ__OP_ALIAS 0x1u   /* output is the input, byte for byte */
@@ -296,6 +305,9 @@ float *cnnviz__session_buffer_mut(cnnviz_session *s, int layer);
 /* Recomputes layers first.. of the last run in place (same batch and
    inputs, no hook): what changed in an earlier buffer flows on. */
 int cnnviz__session_rerun(cnnviz_session *s, int first);
+/* 1 when a run without a hook does not run `layer` as a step of its own
+   (fuse.c folded it into another layer); for tests. */
+int cnnviz__session_folded(const cnnviz_session *s, int layer);
 /* (B,C,H,W) -> (B,H,W,C), for channels_first layers (run.c). */
 void cnnviz__to_hwc(const float *x, float *y, int64_t b, int64_t c, int64_t hw);
 /* The model's layers (model.c). */

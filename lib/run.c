@@ -121,6 +121,14 @@ static size_t value_floats(const struct cnnviz_session *s, int layer)
 	return align_up(per);
 }
 
+/* The layer whose output is input k of layer i in schedule f. */
+static int read_from(const struct cnnviz_session *s,
+		     const struct cnnviz__fusion *f, int i, int k)
+{
+	int p = s->m->layers[i]->in[k];
+	return f && k == 0 && f->pad_folded[i] ? s->m->layers[p]->in[0] : p;
+}
+
 /*
  * Arena offsets of every buffer for one schedule (f NULL: unfused, where
  * hooks may look at any layer, aliases included, right after it ran).
@@ -162,7 +170,7 @@ static int plan_offsets(struct cnnviz_session *s, const struct cnnviz__fusion *f
 		if (s->root[i] != i && f)
 			continue; /* aliases read nothing without hooks */
 		for (int k = 0; k < l->n_in; k++) {
-			int r = slot[s->root[l->in[k]]];
+			int r = slot[s->root[read_from(s, f, i, k)]];
 			if (r >= 0 && iv[r].last < reads_at)
 				iv[r].last = reads_at;
 		}
@@ -304,6 +312,12 @@ const float *cnnviz__session_buffer(const cnnviz_session *s, int layer)
 	return s->buf[layer];
 }
 
+int cnnviz__session_folded(const cnnviz_session *s, int layer)
+{
+	return s->foffset && layer >= 0 && layer < s->m->n_layers &&
+	       s->fusion.skip[layer];
+}
+
 int64_t cnnviz__session_batch(const cnnviz_session *s)
 {
 	return s ? s->batch : 0;
@@ -339,7 +353,8 @@ static void run_channels_first(struct cnnviz_session *s,
 		s->ins[i] = t;
 		t += cnnviz__shape_count(sh) * (size_t)batch;
 	}
-	struct cnnviz__io io = {batch, s->ins, t, s->scratch, s->pool, NULL};
+	struct cnnviz__io io = {.batch = batch, .in = s->ins, .out = t,
+				.scratch = s->scratch, .pool = s->pool};
 	l->op->forward(l, &io);
 	const struct cnnviz__shape *o = &l->op_out;
 	if (o->rank == 3)
@@ -407,10 +422,11 @@ int cnnviz_session_run(cnnviz_session *s, const float *const *inputs,
 					post = &fused;
 				}
 				for (int k = 0; k < l->n_in; k++)
-					s->ins[k] = s->buf[l->in[k]];
+					s->ins[k] = s->buf[read_from(s, f, i, k)];
 				int native = post && (l->op->flags & CNNVIZ__OP_EPILOGUE);
 				struct cnnviz__io io = {batch, s->ins, out, s->scratch,
-							s->pool, native ? post : NULL};
+							s->pool, native ? post : NULL,
+							f && f->pad_folded[i]};
 				l->op->forward(l, &io);
 				if (post && !native) {
 					const struct cnnviz__shape *o = &l->op_out;
@@ -505,7 +521,8 @@ int cnnviz__session_rerun(cnnviz_session *s, int first)
 		}
 		for (int k = 0; k < l->n_in; k++)
 			s->ins[k] = s->buf[l->in[k]];
-		struct cnnviz__io io = {batch, s->ins, out, s->scratch, s->pool, NULL};
+		struct cnnviz__io io = {.batch = batch, .in = s->ins, .out = out,
+					.scratch = s->scratch, .pool = s->pool};
 		l->op->forward(l, &io);
 	}
 	return CNNVIZ_OK;

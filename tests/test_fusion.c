@@ -2,7 +2,9 @@
  * Fusion must not change a single bit: a run without a hook (BN, residual
  * adds and activations folded into conv/dense epilogues) and a run with a
  * hook (every layer on its own) give identical outputs, for every fixture
- * and, when ../shared is present, every real model.
+ * and, when ../shared is present, every real model. A ZeroPadding2D read
+ * only by a conv is folded into that conv (checked by name on a fixture and
+ * by count on MobileNetV2).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +17,7 @@
 #include <cmocka.h>
 #include <cnnviz.h>
 
+#include "internal.h" /* cnnviz__session_folded */
 #include "util/refcheck.h"
 
 static int count_layers(const struct cnnviz_layer_info *li,
@@ -109,11 +112,68 @@ static void real_models_fuse_exactly(void **state)
 	free(cases);
 }
 
+/* Folded ZeroPadding2D layers of a hook-less run, and all of them. */
+static void count_pads(const char *model, int *folded, int *pads,
+		       const char *const *expect_folded, int n_expect)
+{
+	cnnviz_model *m = NULL;
+	cnnviz_session *s = NULL;
+	struct cnnviz_error e;
+	char buf[1200];
+	if (cnnviz_model_open(model, NULL, &m, &e))
+		fail_msg("%s", cnnviz_error_format(&e, buf, sizeof buf));
+	assert_int_equal(cnnviz_session_new(m, 1, NULL, &s, NULL), 0);
+	*folded = *pads = 0;
+	for (int i = 0; i < cnnviz_model_layer_count(m); i++) {
+		struct cnnviz_layer_info li;
+		cnnviz_model_layer(m, i, &li);
+		if (strcmp(li.class_name, "ZeroPadding2D"))
+			continue;
+		int f = cnnviz__session_folded(s, i);
+		++*pads;
+		*folded += f;
+		int want = 0;
+		for (int k = 0; k < n_expect; k++)
+			want |= !strcmp(li.name, expect_folded[k]);
+		if (n_expect && f != want)
+			fail_msg("%s: %s should %sbe folded", model, li.name,
+				 want ? "" : "not ");
+	}
+	cnnviz_session_free(s);
+	cnnviz_model_free(m);
+}
+
+static void pads_fold(void **state)
+{
+	(void)state;
+	static const char *const fold[] = {"pad_a", "pad_b", "pad_c", "pad_d",
+					   "pad_g"};
+	int folded, pads;
+	count_pads("tests/fixtures/cases/zeropad_fold/model.h5", &folded, &pads,
+		   fold, 5);
+	assert_int_equal(pads, 6);
+	assert_int_equal(folded, 5);
+	const char *shared = refcheck_shared_dir();
+	if (!shared) {
+		printf("  SKIP MobileNetV2: ../shared not found\n");
+		return;
+	}
+	char path[1100];
+	snprintf(path, sizeof path, "%s/models/bench/mobilenetv2_224_head.h5",
+		 shared);
+	count_pads(path, &folded, &pads, NULL, 0);
+	printf("  MobileNetV2-224: %d of %d ZeroPadding2D folded into convs\n",
+	       folded, pads);
+	assert_true(pads > 0);
+	assert_int_equal(folded, pads);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(fixtures_fuse_exactly),
 		cmocka_unit_test(real_models_fuse_exactly),
+		cmocka_unit_test(pads_fold),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,7 +9,11 @@
 
 #include "../internal.h"
 #include "../kernels.h"
+#include "../model.h"
 #include "grad.h"
+#include "params.h"
+
+extern const struct cnnviz__op cnnviz__op_zero_padding2d;
 
 enum conv_kind { CONV, DEPTHWISE, SEPARABLE, TRANSPOSE };
 
@@ -31,6 +35,11 @@ struct conv {
 	size_t plan_w, plan_z;
 	struct cnnviz__packed pwp;
 	const struct cnnviz__isa *isa; /* DEPTHWISE's kernels */
+	/* With a ZeroPadding2D folded in (l->can_fold_pad): the geometry on
+	   that layer's input, and CONV's plan for it. */
+	struct cnnviz__conv_geom gpad;
+	struct cnnviz__conv_plan plan_pad;
+	size_t plan_pad_w, plan_pad_z;
 };
 
 /* Keras 1 class names, whose kernels may be stored the Keras 1 way. */
@@ -186,6 +195,39 @@ static int set_out(struct cnnviz__setup *s, struct conv *p)
 	return rc;
 }
 
+/*
+ * A conv whose input comes straight from a ZeroPadding2D can read that
+ * layer's input instead, adding the padding to its own: the kernels take
+ * every tap outside the image as zero, so no padded copy is written and
+ * the sums are the same. fuse.c decides per session whether to do it.
+ * Not folding is always correct, so a plan that does not fit is no error.
+ */
+static void fold_pad_setup(struct cnnviz__setup *s, struct conv *p)
+{
+	struct cnnviz__layer *l = s->l;
+	if (l->n_in != 1 || l->channels_first)
+		return;
+	const struct cnnviz__layer *z = s->m->layers[l->in[0]];
+	if (z->op != &cnnviz__op_zero_padding2d || z->channels_first || !z->p)
+		return;
+	const struct frame2d *f = z->p;
+	p->gpad = p->g;
+	p->gpad.h = f->h;
+	p->gpad.w = f->w;
+	p->gpad.pad_t += f->t;
+	p->gpad.pad_l += f->l;
+	if (p->kind == CONV) {
+		size_t scratch;
+		if (cnnviz__conv_plan_init(&p->plan_pad, &p->gpad, NULL,
+					   &scratch, &p->plan_pad_w,
+					   &p->plan_pad_z))
+			return;
+		if (scratch > l->scratch_fixed)
+			l->scratch_fixed = scratch;
+	}
+	l->can_fold_pad = 1;
+}
+
 /* ---------------------------------------------------------------- Conv2D */
 
 static int conv2d_setup(struct cnnviz__setup *s)
@@ -228,6 +270,7 @@ static int conv2d_setup(struct cnnviz__setup *s)
 				   &p->plan_w, &p->plan_z))
 		return cnnviz__setup_fail(s, CNNVIZ_ERR_LIMIT,
 					  "scratch size overflows");
+	fold_pad_setup(s, p);
 	return set_out(s, p);
 }
 
@@ -246,14 +289,32 @@ static float *alloc_floats(struct cnnviz__setup *s, size_t floats)
 	return cnnviz__model_alloc(s->m, bytes);
 }
 
-/* The kernel packed for the fast path, and the padding's zeros. */
-static int conv2d_pack(struct cnnviz__setup *s, struct conv *p)
+/* The kernel packed for a plan, and the padding's zeros. */
+static int plan_pack(struct cnnviz__setup *s, const struct conv *p,
+		     struct cnnviz__conv_plan *plan, size_t wf, size_t zf)
 {
-	float *w = alloc_floats(s, p->plan_w), *z = alloc_floats(s, p->plan_z);
+	float *w = alloc_floats(s, wf), *z = alloc_floats(s, zf);
 	if (!w || !z)
 		return cnnviz__setup_fail(s, CNNVIZ_ERR_NOMEM, "out of memory");
-	cnnviz__conv_plan_pack(&p->plan, p->kernel, w, z);
+	cnnviz__conv_plan_pack(plan, p->kernel, w, z);
 	return CNNVIZ_OK;
+}
+
+/* Both plans' kernels; the folded plan shares the layout when it can. */
+static int conv2d_pack(struct cnnviz__setup *s, struct conv *p)
+{
+	int rc = plan_pack(s, p, &p->plan, p->plan_w, p->plan_z);
+	if (rc || !s->l->can_fold_pad)
+		return rc;
+	struct cnnviz__conv_plan *q = &p->plan_pad;
+	if ((q->path == CNNVIZ__CONV_CHANNEL1) ==
+		    (p->plan.path == CNNVIZ__CONV_CHANNEL1) &&
+	    q->pairs == p->plan.pairs && q->isa == p->plan.isa) {
+		q->w = p->plan.w;
+		q->zeros = p->plan.zeros;
+		return CNNVIZ_OK;
+	}
+	return plan_pack(s, p, q, p->plan_pad_w, p->plan_pad_z);
 }
 
 static int conv2d_finish(struct cnnviz__setup *s)
@@ -282,7 +343,8 @@ static void conv2d_forward(const struct cnnviz__layer *l,
 			   const struct cnnviz__io *io)
 {
 	const struct conv *p = l->p;
-	cnnviz__conv_plan_run(&p->plan, io->batch, io->in[0], p->bias,
+	cnnviz__conv_plan_run(io->pad_folded ? &p->plan_pad : &p->plan,
+			      io->batch, io->in[0], p->bias,
 			      &p->act, io->post, io->out, io->scratch,
 			      l->scratch_fixed +
 				      l->scratch_per_sample * (size_t)io->batch,
@@ -329,6 +391,7 @@ static int depthwise_conv2d_setup(struct cnnviz__setup *s)
 	if ((rc = declare_bias(s, p, use_bias, p->g.cout)))
 		return rc;
 	p->isa = cnnviz__isa_best();
+	fold_pad_setup(s, p);
 	return set_out(s, p);
 }
 
@@ -414,7 +477,8 @@ static void depthwise_conv2d_forward(const struct cnnviz__layer *l,
 				     const struct cnnviz__io *io)
 {
 	const struct conv *p = l->p;
-	cnnviz__depthwise_run(p->isa, &p->g, io->batch, io->in[0], p->kernel,
+	cnnviz__depthwise_run(p->isa, io->pad_folded ? &p->gpad : &p->g,
+			      io->batch, io->in[0], p->kernel,
 			      p->bias, &p->act, io->post, io->out, io->pool);
 }
 
