@@ -406,9 +406,43 @@ struct sep_run {
 	const struct cnnviz__packed *pw;
 	float *y;
 	const struct cnnviz__fuse *f;
+	/* the depthwise half's own epilogue (NULL: none), as dw_task has it:
+	   df on the fast path, dfc on the portable one */
+	const struct cnnviz__fuse *df, *dfc;
 	float *scratch;
 	size_t stride;
 };
+
+/* Depthwise output rows [oy0, oy0 + rows) of sample xb into mid, with
+   the epilogue applied exactly as cnnviz__depthwise_run applies it. */
+static void sep_depthwise(const struct sep_run *s, const float *xb,
+			  int64_t oy0, int64_t rows, float *mid)
+{
+	const struct cnnviz__conv_geom *g = s->g;
+	const int64_t cm = g->cin * g->mult;
+	const int fast = dw_fast(g, s->isa);
+	const struct cnnviz__fuse *f = fast ? s->df : s->dfc;
+	const int tail = f && f->cstage != CNNVIZ__STAGE_NONE && !f->rowwise;
+
+	if (fast) {
+		int64_t lo, hi;
+		cnnviz__dw_columns(g, &lo, &hi);
+		for (int64_t oy = oy0; oy < oy0 + rows; oy++) {
+			struct cnnviz__dw_row r = {g, xb, s->dk, oy,
+						   mid + (oy - oy0) * g->ow * cm,
+						   NULL, lo, hi};
+			s->isa->dw_row(&r, f);
+		}
+	} else {
+		cnnviz__depthwise_rows(g, xb, s->dk, f ? f->bias : NULL, oy0,
+				       oy0 + rows, mid);
+	}
+	for (int64_t oy = 0; tail && oy < rows; oy++)
+		cnnviz__fuse_rows(f, mid + oy * g->ow * cm, g->ow, cm, cm, 0,
+				  NULL);
+	if (f && f->rowwise)
+		cnnviz__fuse_rows(f, mid, rows * g->ow, cm, cm, 0, NULL);
+}
 
 static void sep_task(void *ctx, int64_t task, int worker)
 {
@@ -421,19 +455,7 @@ static void sep_task(void *ctx, int64_t task, int worker)
 	float *mid = s->scratch + (size_t)worker * s->stride;
 	const float *abuf[CNNVIZ__MR_MAX];
 
-	if (dw_fast(g, s->isa)) {
-		int64_t lo, hi;
-		cnnviz__dw_columns(g, &lo, &hi);
-		for (int64_t oy = oy0; oy < oy0 + rows; oy++) {
-			struct cnnviz__dw_row r = {g, xb, s->dk, oy,
-						   mid + (oy - oy0) * g->ow * cm,
-						   NULL, lo, hi};
-			s->isa->dw_row(&r, NULL);
-		}
-	} else {
-		cnnviz__depthwise_rows(g, xb, s->dk, NULL, oy0, oy0 + rows,
-				       mid);
-	}
+	sep_depthwise(s, xb, oy0, rows, mid);
 	const int64_t off = (b * g->oh + oy0) * g->ow * g->cout;
 	struct cnnviz__plain_rows pr = {mid, cm, 0};
 	struct cnnviz__gemm_job job = {
@@ -454,16 +476,30 @@ void cnnviz__separable_run(const struct cnnviz__conv_geom *g, int64_t n,
 			   const struct cnnviz__act *act,
 			   const struct cnnviz__epilogue *post, float *y,
 			   float *scratch, size_t stride,
-			   struct cnnviz__pool *pool)
+			   struct cnnviz__pool *pool,
+			   const struct cnnviz__dw_stage *dws)
 {
-	struct cnnviz__fuse f;
-	struct sep_run s = {g, pw->isa, tile_rows,
-			    (g->oh + tile_rows - 1) / tile_rows, x, dk, pw, y,
-			    &f, scratch, stride};
+	struct cnnviz__fuse f, df, dfc;
+	const int workers = cnnviz__pool_size(pool);
 
 	if (n <= 0 || g->oh <= 0)
 		return;
+	/* Enough tiles for every worker; smaller ones change no result. */
+	if (n * ((g->oh + tile_rows - 1) / tile_rows) < workers)
+		tile_rows = min64(max64((g->oh * n + workers - 1) / workers, 1),
+				  tile_rows);
+	struct sep_run s = {g, pw->isa, tile_rows,
+			    (g->oh + tile_rows - 1) / tile_rows, x, dk, pw, y,
+			    &f, NULL, NULL, scratch, stride};
 	cnnviz__fuse_init(&f, bias, act, post);
+	if (dws) {
+		cnnviz__fuse_init(&df, dws->bias, dws->act, dws->post);
+		/* The portable rows add the bias; C does everything after it. */
+		dfc = df;
+		dfc.cstage = CNNVIZ__STAGE_ACT1;
+		s.df = &df;
+		s.dfc = &dfc;
+	}
 	cnnviz__parallel_for(pool, n * s.tiles, sep_task, &s);
 	if (f.rowwise)
 		cnnviz__fuse_rows(&f, y, n * g->oh * g->ow, g->cout, g->cout,

@@ -400,6 +400,15 @@ int64_t cnnviz__separable_tile(const struct cnnviz__conv_geom *g)
 	return min64(max64(SEP_TILE_FLOATS / row, 1), g->oh);
 }
 
+/* A depthwise output tile that stays in L2 beside the 1x1 kernel. */
+#define DWPW_TILE_FLOATS (INT64_C(1) << 14)
+
+int64_t cnnviz__dwpw_tile(const struct cnnviz__conv_geom *pw)
+{
+	int64_t row = max64(pw->w * pw->cin, 1);
+	return min64(max64(DWPW_TILE_FLOATS / row, 1), pw->h);
+}
+
 void cnnviz__separable_conv2d(const struct cnnviz__conv_geom *g, int64_t n,
 			      int64_t tile_rows, const float *x,
 			      const float *dk, const float *pk,

@@ -14,6 +14,11 @@
  * A ZeroPadding2D read only by a convolution that can absorb it
  * (l->can_fold_pad) is not run either: the convolution reads the padding
  * layer's input and takes the padded taps as zeros, adding nothing.
+ *
+ * A DepthwiseConv2D chain whose result only a 1x1 conv reads (MobileNet's
+ * depthwise -> project) is computed by that conv, tile by tile
+ * (l->can_take_dw), with the same operations: the expanded tensor stays
+ * in cache and one pass over the threads is saved.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +30,7 @@
 
 extern const struct cnnviz__op cnnviz__op_batch_norm, cnnviz__op_add,
 	cnnviz__op_activation, cnnviz__op_relu, cnnviz__op_leaky_relu,
-	cnnviz__op_elu, cnnviz__op_dense;
+	cnnviz__op_elu, cnnviz__op_dense, cnnviz__op_depthwise_conv2d;
 
 void cnnviz__epilogue_apply(const struct cnnviz__epilogue *p, float *y,
 			    const float *residual, int64_t rows, int64_t c)
@@ -55,6 +60,7 @@ void cnnviz__fusion_free(struct cnnviz__fusion *f)
 	free(f->has_post);
 	free(f->residual);
 	free(f->pad_folded);
+	free(f->pre);
 	memset(f, 0, sizeof *f);
 }
 
@@ -107,6 +113,36 @@ static int next_in_chain(const struct cnnviz_model *m, const int *root, int r)
 	return only;
 }
 
+static int take_depthwise(const struct cnnviz_model *m, const int *root,
+			  struct cnnviz__fusion *f)
+{
+	const int n = m->n_layers;
+	int *start = malloc((size_t)n * sizeof *start); /* chain by result */
+	if (!start)
+		return CNNVIZ_ERR_NOMEM;
+	for (int v = 0; v < n; v++)
+		start[v] = -1;
+	for (int j = 0; j < n; j++)
+		if (!f->skip[j] && m->layers[j]->op)
+			start[f->dest[j]] = j;
+	for (int i = 0; i < n; i++) {
+		const struct cnnviz__layer *l = m->layers[i];
+		if (!l->can_take_dw || root[i] != i || f->skip[i] ||
+		    f->pad_folded[i])
+			continue;
+		int v = root[l->in[0]], j = start[v];
+		if (j < 0 || m->layers[j]->op != &cnnviz__op_depthwise_conv2d ||
+		    m->layers[j]->channels_first || f->residual[j] >= 0 ||
+		    next_in_chain(m, root, v) != i)
+			continue;
+		f->skip[j] = 1;
+		f->pre[i] = j;
+		f->any = 1;
+	}
+	free(start);
+	return CNNVIZ_OK;
+}
+
 int cnnviz__fusion_plan(const struct cnnviz_model *m, const int *root,
 			struct cnnviz__fusion *f)
 {
@@ -118,14 +154,16 @@ int cnnviz__fusion_plan(const struct cnnviz_model *m, const int *root,
 	f->has_post = calloc((size_t)n, sizeof *f->has_post);
 	f->residual = malloc((size_t)n * sizeof *f->residual);
 	f->pad_folded = calloc((size_t)n, sizeof *f->pad_folded);
+	f->pre = malloc((size_t)n * sizeof *f->pre);
 	if (!f->skip || !f->dest || !f->post || !f->has_post || !f->residual ||
-	    !f->pad_folded) {
+	    !f->pad_folded || !f->pre) {
 		cnnviz__fusion_free(f);
 		return CNNVIZ_ERR_NOMEM;
 	}
 	for (int i = 0; i < n; i++) {
 		f->dest[i] = i;
 		f->residual[i] = -1;
+		f->pre[i] = -1;
 	}
 	for (int i = 0; i < n; i++) {
 		const struct cnnviz__layer *l = m->layers[i];
@@ -185,6 +223,10 @@ int cnnviz__fusion_plan(const struct cnnviz_model *m, const int *root,
 		f->residual[i] = resid;
 		f->dest[i] = end;
 		f->any = 1;
+	}
+	if (take_depthwise(m, root, f)) {
+		cnnviz__fusion_free(f);
+		return CNNVIZ_ERR_NOMEM;
 	}
 	return CNNVIZ_OK;
 }

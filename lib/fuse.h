@@ -12,6 +12,7 @@ struct cnnviz__fusion {
 	struct cnnviz__epilogue *post; /* chain start's epilogue */
 	int *residual; /* chain start: root layer added as residual, or -1 */
 	int *pad_folded; /* reads the input of its ZeroPadding2D l->in[0] */
+	int *pre;        /* depthwise chain start it computes first, or -1 */
 };
 
 /* root[]: the layer owning each layer's buffer (run.c's aliasing). */

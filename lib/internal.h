@@ -175,6 +175,11 @@ struct cnnviz__layer {
 	 * padding as zeros itself (fuse.c decides per session).
 	 */
 	int can_fold_pad;
+	/*
+	 * Set by setup when the op can compute a DepthwiseConv2D that only
+	 * it reads, tile by tile inside its own loop (io->pre; fuse.c).
+	 */
+	int can_take_dw;
 
 	/* Scratch floats the op needs: fixed + per_sample * batch. */
 	size_t scratch_fixed;
@@ -255,6 +260,19 @@ struct cnnviz__io {
 	const struct cnnviz__epilogue *post; /* NULL: none */
 	/* in[0] is the input of the ZeroPadding2D l->in[0] (can_fold_pad) */
 	int pad_folded;
+	/* can_take_dw: the depthwise conv to compute first; NULL: none */
+	const struct cnnviz__pre *pre;
+};
+
+/*
+ * A DepthwiseConv2D (and the chain folded into its epilogue) whose only
+ * reader computes it (can_take_dw): in[0] is then unused.
+ */
+struct cnnviz__pre {
+	const struct cnnviz__layer *l;
+	const float *x;  /* its input */
+	int pad_folded;  /* x is the input of its ZeroPadding2D */
+	const struct cnnviz__epilogue *post; /* its epilogue; NULL: none */
 };
 
 #define CNNVIZ__OP_ALIAS 0x1u   /* output is the input, byte for byte */

@@ -226,9 +226,19 @@ void cnnviz__depthwise_run(const struct cnnviz__isa *isa,
 			   const struct cnnviz__act *act,
 			   const struct cnnviz__epilogue *post, float *y,
 			   struct cnnviz__pool *pool);
+/* The depthwise half's own bias, activation and epilogue. */
+struct cnnviz__dw_stage {
+	const float *bias; /* NULL: none */
+	const struct cnnviz__act *act;
+	const struct cnnviz__epilogue *post; /* NULL: none; no residual */
+};
 /*
- * y (n,oh,ow,cout) = post(act(depthwise(x, dk) . pw + bias)), in tiles of
- * tile_rows output rows (cnnviz__separable_tile); worker i's scratch
+ * y (n,oh,ow,cout) = post(act(d . pw + bias)), d = depthwise(x, dk), or
+ * with dws d = dws->post(dws->act(depthwise(x, dk) + dws->bias)), the
+ * very operations cnnviz__depthwise_run performs: a DepthwiseConv2D read
+ * only by a 1x1 Conv2D (fuse.c) never leaves the cache. In tiles of at
+ * most tile_rows output rows (cnnviz__separable_tile, cnnviz__dwpw_tile;
+ * fewer when the workers need more tiles); worker i's scratch
  * (tile_rows * ow * cin * mult floats) at scratch + i * stride.
  */
 void cnnviz__separable_run(const struct cnnviz__conv_geom *g, int64_t n,
@@ -237,7 +247,10 @@ void cnnviz__separable_run(const struct cnnviz__conv_geom *g, int64_t n,
 			   const struct cnnviz__act *act,
 			   const struct cnnviz__epilogue *post, float *y,
 			   float *scratch, size_t stride,
-			   struct cnnviz__pool *pool);
+			   struct cnnviz__pool *pool,
+			   const struct cnnviz__dw_stage *dws);
+/* Rows per tile of a 1x1 conv (geometry pw) reading a depthwise conv. */
+int64_t cnnviz__dwpw_tile(const struct cnnviz__conv_geom *pw);
 
 /* ---- dense.c ---- */
 

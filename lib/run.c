@@ -180,6 +180,11 @@ static int plan_offsets(struct cnnviz_session *s, const struct cnnviz__fusion *f
 		if (f && f->residual[i] >= 0 && (r = slot[f->residual[i]]) >= 0 &&
 		    iv[r].last < i)
 			iv[r].last = i;
+		/* a depthwise conv computed here reads its input here */
+		if (f && f->pre[i] >= 0 &&
+		    (r = slot[s->root[read_from(s, f, f->pre[i], 0)]]) >= 0 &&
+		    iv[r].last < i)
+			iv[r].last = i;
 	}
 	for (int o = 0; o < m->n_outputs; o++) {
 		int r = slot[s->root[m->outputs[o]]];
@@ -426,7 +431,17 @@ int cnnviz_session_run(cnnviz_session *s, const float *const *inputs,
 				int native = post && (l->op->flags & CNNVIZ__OP_EPILOGUE);
 				struct cnnviz__io io = {batch, s->ins, out, s->scratch,
 							s->pool, native ? post : NULL,
-							f && f->pad_folded[i]};
+							f && f->pad_folded[i], NULL};
+				struct cnnviz__pre pre;
+				if (f && f->pre[i] >= 0) {
+					int j = f->pre[i];
+					pre = (struct cnnviz__pre){
+						m->layers[j],
+						s->buf[read_from(s, f, j, 0)],
+						f->pad_folded[j],
+						f->has_post[j] ? &f->post[j] : NULL};
+					io.pre = &pre;
+				}
 				l->op->forward(l, &io);
 				if (post && !native) {
 					const struct cnnviz__shape *o = &l->op_out;

@@ -3,8 +3,9 @@
  * adds and activations folded into conv/dense epilogues) and a run with a
  * hook (every layer on its own) give identical outputs, for every fixture
  * and, when ../shared is present, every real model. A ZeroPadding2D read
- * only by a conv is folded into that conv (checked by name on a fixture and
- * by count on MobileNetV2).
+ * only by a conv is folded into that conv, and so is a DepthwiseConv2D read
+ * only by a 1x1 conv (checked by name on fixtures and by count on
+ * MobileNetV2).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -112,9 +113,13 @@ static void real_models_fuse_exactly(void **state)
 	free(cases);
 }
 
-/* Folded ZeroPadding2D layers of a hook-less run, and all of them. */
-static void count_pads(const char *model, int *folded, int *pads,
-		       const char *const *expect_folded, int n_expect)
+/*
+ * Layers of class cls that a hook-less run folds into others, and all of
+ * them; expect_folded: the names that must fold (the others must not).
+ */
+static void count_folded(const char *model, const char *cls, int *folded,
+			 int *pads, const char *const *expect_folded,
+			 int n_expect)
 {
 	cnnviz_model *m = NULL;
 	cnnviz_session *s = NULL;
@@ -127,7 +132,7 @@ static void count_pads(const char *model, int *folded, int *pads,
 	for (int i = 0; i < cnnviz_model_layer_count(m); i++) {
 		struct cnnviz_layer_info li;
 		cnnviz_model_layer(m, i, &li);
-		if (strcmp(li.class_name, "ZeroPadding2D"))
+		if (strcmp(li.class_name, cls))
 			continue;
 		int f = cnnviz__session_folded(s, i);
 		++*pads;
@@ -143,16 +148,21 @@ static void count_pads(const char *model, int *folded, int *pads,
 	cnnviz_model_free(m);
 }
 
-static void pads_fold(void **state)
+static void layers_fold(void **state)
 {
 	(void)state;
-	static const char *const fold[] = {"pad_a", "pad_b", "pad_c", "pad_d",
+	static const char *const pads[] = {"pad_a", "pad_b", "pad_c", "pad_d",
 					   "pad_g"};
-	int folded, pads;
-	count_pads("tests/fixtures/cases/zeropad_fold/model.h5", &folded, &pads,
-		   fold, 5);
-	assert_int_equal(pads, 6);
+	static const char *const dws[] = {"dw_a", "dw_b", "dw_c"};
+	int folded, all;
+	count_folded("tests/fixtures/cases/zeropad_fold/model.h5",
+		     "ZeroPadding2D", &folded, &all, pads, 5);
+	assert_int_equal(all, 6);
 	assert_int_equal(folded, 5);
+	count_folded("tests/fixtures/cases/dw_project/model.h5",
+		     "DepthwiseConv2D", &folded, &all, dws, 3);
+	assert_int_equal(all, 4);
+	assert_int_equal(folded, 3);
 	const char *shared = refcheck_shared_dir();
 	if (!shared) {
 		printf("  SKIP MobileNetV2: ../shared not found\n");
@@ -161,11 +171,14 @@ static void pads_fold(void **state)
 	char path[1100];
 	snprintf(path, sizeof path, "%s/models/bench/mobilenetv2_224_head.h5",
 		 shared);
-	count_pads(path, &folded, &pads, NULL, 0);
-	printf("  MobileNetV2-224: %d of %d ZeroPadding2D folded into convs\n",
-	       folded, pads);
-	assert_true(pads > 0);
-	assert_int_equal(folded, pads);
+	static const char *const cls[] = {"ZeroPadding2D", "DepthwiseConv2D"};
+	for (int k = 0; k < 2; k++) {
+		count_folded(path, cls[k], &folded, &all, NULL, 0);
+		printf("  MobileNetV2-224: %d of %d %s folded\n", folded, all,
+		       cls[k]);
+		assert_true(all > 0);
+		assert_int_equal(folded, all);
+	}
 }
 
 int main(void)
@@ -173,7 +186,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(fixtures_fuse_exactly),
 		cmocka_unit_test(real_models_fuse_exactly),
-		cmocka_unit_test(pads_fold),
+		cmocka_unit_test(layers_fold),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

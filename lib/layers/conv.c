@@ -40,6 +40,8 @@ struct conv {
 	struct cnnviz__conv_geom gpad;
 	struct cnnviz__conv_plan plan_pad;
 	size_t plan_pad_w, plan_pad_z;
+	/* CONV taking a depthwise conv (l->can_take_dw): rows per tile. */
+	int64_t dw_tile;
 };
 
 /* Keras 1 class names, whose kernels may be stored the Keras 1 way. */
@@ -205,7 +207,9 @@ static int set_out(struct cnnviz__setup *s, struct conv *p)
 static void fold_pad_setup(struct cnnviz__setup *s, struct conv *p)
 {
 	struct cnnviz__layer *l = s->l;
-	if (l->n_in != 1 || l->channels_first)
+	/* The producer is set up first; a layer built alone has none. */
+	if (l->n_in != 1 || l->channels_first || !l->in || l->in[0] < 0 ||
+	    l->in[0] >= l->index || !s->m->layers)
 		return;
 	const struct cnnviz__layer *z = s->m->layers[l->in[0]];
 	if (z->op != &cnnviz__op_zero_padding2d || z->channels_first || !z->p)
@@ -226,6 +230,29 @@ static void fold_pad_setup(struct cnnviz__setup *s, struct conv *p)
 			l->scratch_fixed = scratch;
 	}
 	l->can_fold_pad = 1;
+}
+
+/*
+ * A 1x1 conv over the whole image (the GEMM reads its input in place) can
+ * compute the depthwise conv it reads tile by tile, when fuse.c finds that
+ * nothing else reads it (MobileNet's depthwise -> project): the expanded
+ * tensor then never leaves the cache.
+ */
+static void take_dw_setup(struct cnnviz__setup *s, struct conv *p)
+{
+	struct cnnviz__layer *l = s->l;
+	const struct cnnviz__conv_geom *g = &p->g;
+	size_t floats;
+	if (p->plan.path != CNNVIZ__CONV_DIRECT || g->groups != 1 ||
+	    l->channels_first || l->n_in != 1)
+		return;
+	p->dw_tile = cnnviz__dwpw_tile(g);
+	if (cnnviz__mul_size((size_t)p->dw_tile, (size_t)(g->w * g->cin),
+			     &floats))
+		return;
+	if (floats > l->scratch_fixed)
+		l->scratch_fixed = floats;
+	l->can_take_dw = 1;
 }
 
 /* ---------------------------------------------------------------- Conv2D */
@@ -271,6 +298,7 @@ static int conv2d_setup(struct cnnviz__setup *s)
 		return cnnviz__setup_fail(s, CNNVIZ_ERR_LIMIT,
 					  "scratch size overflows");
 	fold_pad_setup(s, p);
+	take_dw_setup(s, p);
 	return set_out(s, p);
 }
 
@@ -339,10 +367,34 @@ static int conv2d_finish(struct cnnviz__setup *s)
 	return conv2d_pack(s, p);
 }
 
+/* The depthwise conv io->pre, then this 1x1 conv, tile by tile. */
+static void dw_then_conv2d(const struct cnnviz__layer *l,
+			   const struct cnnviz__io *io)
+{
+	const struct conv *p = l->p;
+	const struct cnnviz__pre *pre = io->pre;
+	const struct conv *d = pre->l->p;
+	struct cnnviz__conv_geom g = pre->pad_folded ? d->gpad : d->g;
+	g.cout = p->g.cout;
+	const struct cnnviz__packed pw = {p->plan.isa, p->g.cin, p->g.cout,
+					  p->plan.w, p->plan.pairs};
+	const struct cnnviz__dw_stage dws = {d->bias, &d->act, pre->post};
+	cnnviz__separable_run(&g, io->batch, p->dw_tile, pre->x, d->kernel,
+			      &pw, p->bias, &p->act, io->post, io->out,
+			      io->scratch,
+			      l->scratch_fixed +
+				      l->scratch_per_sample * (size_t)io->batch,
+			      io->pool, &dws);
+}
+
 static void conv2d_forward(const struct cnnviz__layer *l,
 			   const struct cnnviz__io *io)
 {
 	const struct conv *p = l->p;
+	if (io->pre) {
+		dw_then_conv2d(l, io);
+		return;
+	}
 	cnnviz__conv_plan_run(io->pad_folded ? &p->plan_pad : &p->plan,
 			      io->batch, io->in[0], p->bias,
 			      &p->act, io->post, io->out, io->scratch,
@@ -491,7 +543,7 @@ static void separable_conv2d_forward(const struct cnnviz__layer *l,
 			      io->scratch,
 			      l->scratch_fixed +
 				      l->scratch_per_sample * (size_t)io->batch,
-			      io->pool);
+			      io->pool, NULL);
 }
 
 /* ------------------------------------------------------- Conv2DTranspose */
