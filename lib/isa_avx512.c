@@ -371,10 +371,121 @@ c1_body(const int T, const struct cnnviz__c1_row *d,
 	}
 }
 
+/*
+ * The same sums for cout a multiple of 16, vectors across output channels
+ * instead: the taps' weights of NV x 16 channels stay in registers and
+ * each input pixel is broadcast straight into the FMA, so no transposes.
+ * The kh input rows are first copied into zero-padded rows, which makes
+ * the padding's taps add fma(0, w) as c1_body's zeroed lanes do: every
+ * output is bit for bit what c1_body gives. C1_PX pixels at a time.
+ */
+#define C1_PX 4
+#define C1_ROW_MAX 512 /* padded row floats (ow + kw - 1) on the stack */
+
+static inline __attribute__((always_inline)) void
+c1_chan_body(const int T, const int NV, const struct cnnviz__c1_row *d,
+	     const struct cnnviz__fuse *f, const float (*rows)[C1_ROW_MAX],
+	     int64_t ob)
+{
+	const struct cnnviz__conv_geom *g = d->g;
+	const int64_t co = g->cout, co8 = (co + 7) / 8 * 8, kw = g->kw;
+	const int64_t taps = T ? T : g->kh * g->kw;
+	const unsigned fl = f ? f->kflags : 0;
+	__m512 w[CNNVIZ__C1_TAPS * 2], bias[2], sc[2], sh[2];
+
+	if (!T) /* taps <= 9 is beyond what the compiler can see */
+		UNROLL for (int k = 0; k < CNNVIZ__C1_TAPS * 2; k++)
+			w[k] = _mm512_setzero_ps();
+	UNROLL for (int64_t q = 0; q < taps; q++)
+		UNROLL for (int v = 0; v < NV; v++)
+			w[q * NV + v] = _mm512_loadu_ps(d->k + q * co8 + ob +
+							v * 16);
+	UNROLL for (int v = 0; v < NV; v++) {
+		bias[v] = sc[v] = sh[v] = _mm512_setzero_ps();
+		if (fl & CNNVIZ__FUSE_BIAS)
+			bias[v] = _mm512_loadu_ps(f->bias + ob + v * 16);
+		if (fl & CNNVIZ__FUSE_AFFINE) {
+			sc[v] = _mm512_loadu_ps(f->scale + ob + v * 16);
+			sh[v] = _mm512_loadu_ps(f->shift + ob + v * 16);
+		}
+	}
+	for (int64_t ox0 = 0; ox0 < g->ow; ox0 += C1_PX) {
+		const int np = g->ow - ox0 < C1_PX ? (int)(g->ow - ox0) : C1_PX;
+		__m512 acc[C1_PX * 2];
+		UNROLL for (int k = 0; k < C1_PX * NV; k++)
+			acc[k] = _mm512_setzero_ps();
+		/* Pixels past the row read the padded row's tail: their sums
+		   are computed and dropped. */
+		UNROLL for (int64_t q = 0; q < taps; q++) {
+			const float *x = rows[q / kw] + ox0 + q % kw;
+			UNROLL for (int p = 0; p < C1_PX; p++) {
+				const __m512 xv = _mm512_set1_ps(x[p]);
+				UNROLL for (int v = 0; v < NV; v++)
+					acc[p * NV + v] = _mm512_fmadd_ps(
+						xv, w[q * NV + v],
+						acc[p * NV + v]);
+			}
+		}
+		UNROLL for (int p = 0; p < C1_PX; p++) {
+			if (p >= np)
+				break;
+			const int64_t at = (ox0 + p) * co + ob;
+			UNROLL for (int v = 0; v < NV; v++) {
+				__m512 y = acc[p * NV + v];
+				if (fl & CNNVIZ__FUSE_BIAS)
+					y = _mm512_add_ps(y, bias[v]);
+				if (fl & ~CNNVIZ__FUSE_BIAS)
+					y = post_z(y, fl, f, sc[v], sh[v],
+						   fl & CNNVIZ__FUSE_RES
+							   ? d->res + at + v * 16
+							   : NULL,
+						   16);
+				_mm512_storeu_ps(d->y + at + v * 16, y);
+			}
+		}
+	}
+}
+
+static void c1_chan(const struct cnnviz__c1_row *d,
+		    const struct cnnviz__fuse *f)
+{
+	const struct cnnviz__conv_geom *g = d->g;
+	/* + C1_PX: the last group's pixels past the row read zeros */
+	_Alignas(64) float rows[CNNVIZ__C1_TAPS][C1_ROW_MAX];
+	const int64_t width = g->ow + g->kw - 1;
+
+	for (int64_t i = 0; i < g->kh; i++) {
+		const int64_t iy = d->oy * g->sh - g->pad_t + i * g->dh;
+		for (int64_t t = 0; t < width + C1_PX; t++) {
+			const int64_t ix = t - g->pad_l;
+			rows[i][t] = iy >= 0 && iy < g->h && ix >= 0 &&
+						     ix < g->w
+					     ? d->x[iy * g->w + ix]
+					     : 0.0f;
+		}
+	}
+	const int nine = g->kh * g->kw == 9;
+	int64_t ob = 0;
+	for (; ob + 32 <= g->cout; ob += 32)
+		if (nine)
+			c1_chan_body(9, 2, d, f, rows, ob);
+		else
+			c1_chan_body(0, 2, d, f, rows, ob);
+	if (ob < g->cout) {
+		if (nine)
+			c1_chan_body(9, 1, d, f, rows, ob);
+		else
+			c1_chan_body(0, 1, d, f, rows, ob);
+	}
+}
+
 static void conv_c1(const struct cnnviz__c1_row *d,
 		    const struct cnnviz__fuse *f)
 {
-	if (d->g->kh * d->g->kw == 9)
+	const struct cnnviz__conv_geom *g = d->g;
+	if (g->cout % 16 == 0 && g->ow + g->kw - 1 + C1_PX <= C1_ROW_MAX)
+		c1_chan(d, f);
+	else if (g->kh * g->kw == 9)
 		c1_body(9, d, f);
 	else
 		c1_body(0, d, f);

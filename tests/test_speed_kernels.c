@@ -437,6 +437,11 @@ static const struct cc conv_cases[] = {
 	{1, 7, 30, 1, 20, 5, 3, 1, 1, 1, 1},  /* ... 5x3, padded, 20 outputs */
 	{2, 10, 17, 1, 3, 3, 3, 1, 1, 1, 1},  /* ... 17 wide: two pixel blocks */
 	{1, 6, 20, 1, 40, 2, 2, 1, 1, 1, 1},  /* ... 2x2, 40 outputs */
+	/* one input channel, outputs in whole vectors: channel-major */
+	{2, 9, 11, 1, 64, 3, 3, 1, 1, 1, 0},  /* ... the FER stem, 9 wide */
+	{1, 7, 30, 1, 48, 5, 3, 1, 1, 1, 1},  /* ... 5x3 padded, 32 + 16 */
+	{1, 4, 130, 1, 32, 3, 3, 1, 1, 1, 1}, /* ... 130 wide: 2 px left */
+	{1, 2, 600, 1, 16, 3, 3, 1, 1, 1, 1}, /* ... wider than its buffer */
 	{1, 11, 10, 3, 32, 3, 3, 2, 1, 1, 1}, /* RGB stem */
 	{2, 8, 9, 8, 8, 3, 3, 1, 1, 1, 0},    /* indirect, narrow */
 	{1, 9, 9, 17, 33, 3, 3, 1, 1, 1, 1},  /* padding, odd widths */
