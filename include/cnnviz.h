@@ -115,6 +115,8 @@ char *cnnviz_error_format(const struct cnnviz_error *err, char *buf,
  * Keys understood by cnnviz_session_new():
  *   "threads"            threads a run uses; 0 = all cores, 1 = only the
  *                        caller's                              (default 0)
+ *   "profile"            1: time every step of a run (see
+ *                        cnnviz_session_step_time())            (default 0)
  * Unknown keys are an error (CNNVIZ_ERR_ARG) at set time.
  * ---------------------------------------------------------------------- */
 typedef struct cnnviz_options cnnviz_options;
@@ -255,6 +257,21 @@ int cnnviz_session_run(cnnviz_session *session, const float *const *inputs,
  */
 int cnnviz_session_output(const cnnviz_session *session, int i,
 			  struct cnnviz_tensor *out);
+
+/*
+ * Where the time of the last run went, for a session made with the option
+ * "profile" set to 1 (otherwise no clock is read and this returns
+ * CNNVIZ_ERR_ARG). A run without a hook fuses layers into steps: a
+ * BatchNormalization, an activation or a residual Add into the conv or
+ * dense layer before it, a ZeroPadding2D into the conv after it, a
+ * DepthwiseConv2D into the 1x1 conv reading it. *step is the layer whose
+ * step computed `layer`'s output -- `layer` itself, the layer it was fused
+ * into, or -1 for layers that compute nothing (inputs, Dropout and other
+ * aliases) -- and *ms the time of `layer`'s own step (0 unless *step is
+ * `layer`). A run with a hook has one step per layer, the hook excluded.
+ */
+int cnnviz_session_step_time(const cnnviz_session *session, int layer,
+			     double *ms, int *step);
 
 /*
  * Convenience for single-input models: a session of `batch`, one run, the

@@ -61,6 +61,7 @@ void cnnviz__fusion_free(struct cnnviz__fusion *f)
 	free(f->residual);
 	free(f->pad_folded);
 	free(f->pre);
+	free(f->owner);
 	memset(f, 0, sizeof *f);
 }
 
@@ -136,9 +137,15 @@ static int take_depthwise(const struct cnnviz_model *m, const int *root,
 		    next_in_chain(m, root, v) != i)
 			continue;
 		f->skip[j] = 1;
+		f->owner[j] = i;
 		f->pre[i] = j;
 		f->any = 1;
 	}
+	/* What a taken depthwise conv's step computed (its chain, its
+	   padding) is now computed in its reader's. */
+	for (int c = 0; c < n; c++)
+		if (f->owner[c] != c && f->skip[f->owner[c]])
+			f->owner[c] = f->owner[f->owner[c]];
 	free(start);
 	return CNNVIZ_OK;
 }
@@ -155,8 +162,9 @@ int cnnviz__fusion_plan(const struct cnnviz_model *m, const int *root,
 	f->residual = malloc((size_t)n * sizeof *f->residual);
 	f->pad_folded = calloc((size_t)n, sizeof *f->pad_folded);
 	f->pre = malloc((size_t)n * sizeof *f->pre);
+	f->owner = malloc((size_t)n * sizeof *f->owner);
 	if (!f->skip || !f->dest || !f->post || !f->has_post || !f->residual ||
-	    !f->pad_folded || !f->pre) {
+	    !f->pad_folded || !f->pre || !f->owner) {
 		cnnviz__fusion_free(f);
 		return CNNVIZ_ERR_NOMEM;
 	}
@@ -164,6 +172,7 @@ int cnnviz__fusion_plan(const struct cnnviz_model *m, const int *root,
 		f->dest[i] = i;
 		f->residual[i] = -1;
 		f->pre[i] = -1;
+		f->owner[i] = i;
 	}
 	for (int i = 0; i < n; i++) {
 		const struct cnnviz__layer *l = m->layers[i];
@@ -173,6 +182,7 @@ int cnnviz__fusion_plan(const struct cnnviz_model *m, const int *root,
 		if (root[z] != z || next_in_chain(m, root, z) != i)
 			continue;
 		f->skip[z] = 1;
+		f->owner[z] = i;
 		f->pad_folded[i] = 1;
 		f->any = 1;
 	}
@@ -212,6 +222,7 @@ int cnnviz__fusion_plan(const struct cnnviz_model *m, const int *root,
 				break;
 			}
 			f->skip[c] = 1;
+			f->owner[c] = i;
 			end = c;
 			if (stage == 3)
 				break;

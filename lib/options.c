@@ -27,6 +27,7 @@ static const struct opt_def {
 	{"max_json_depth", OPT_INT, 2, 100000, NULL},
 	/* running */
 	{"threads", OPT_INT, 0, 1024, NULL},
+	{"profile", OPT_INT, 0, 1, NULL},
 	/* images in (image.c, resize.c) */
 	{"max_pixels", OPT_INT, 1, 1LL << 40, NULL},
 	{"png_alpha", OPT_ENUM, 0, 0, "drop|black|white"},

@@ -9,6 +9,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "fuse.h"
 #include "model.h"
@@ -31,6 +32,8 @@ struct cnnviz_session {
 	int max_in;
 	int retain;      /* keep every output after the run (backward pass) */
 	struct cnnviz__pool *pool;
+	double *step_ms; /* option "profile": per layer, the last run's */
+	int fused_run;   /* the last run used the fused schedule */
 };
 
 static int is_alias(const struct cnnviz__layer *l)
@@ -107,6 +110,7 @@ void cnnviz_session_free(cnnviz_session *s)
 	cnnviz__fusion_free(&s->fusion);
 	free(s->buf);
 	free(s->ins);
+	free(s->step_ms);
 	cnnviz__pool_free(s->pool);
 	free(s);
 }
@@ -280,7 +284,10 @@ static int session_new(const cnnviz_model *m, int64_t max_batch,
 	s->root = malloc(n * sizeof *s->root);
 	s->offset = calloc(n, sizeof *s->offset);
 	s->buf = calloc(n, sizeof *s->buf);
-	int rc = (!s->root || !s->offset || !s->buf)
+	if (cnnviz__opt_int(opts, "profile", 0))
+		s->step_ms = calloc(n, sizeof *s->step_ms);
+	int rc = (!s->root || !s->offset || !s->buf ||
+		  (cnnviz__opt_int(opts, "profile", 0) && !s->step_ms))
 			 ? cnnviz__fail(err, CNNVIZ_ERR_NOMEM, NULL, "out of memory")
 			 : CNNVIZ_OK;
 	if (!rc && cnnviz__pool_new((int)cnnviz__opt_int(opts, "threads", 0), &s->pool))
@@ -315,6 +322,22 @@ const float *cnnviz__session_buffer(const cnnviz_session *s, int layer)
 	    layer >= s->m->n_layers)
 		return NULL;
 	return s->buf[layer];
+}
+
+int cnnviz_session_step_time(const cnnviz_session *s, int layer, double *ms,
+			     int *step)
+{
+	if (!s || !s->step_ms || s->batch == 0 || layer < 0 ||
+	    layer >= s->m->n_layers || !ms || !step)
+		return CNNVIZ_ERR_ARG;
+	const struct cnnviz__layer *l = s->m->layers[layer];
+	*step = layer;
+	if (l->input_slot >= 0 || s->root[layer] != layer)
+		*step = -1;
+	else if (s->fused_run)
+		*step = s->fusion.owner[layer];
+	*ms = *step == layer ? s->step_ms[layer] : 0.0;
+	return CNNVIZ_OK;
 }
 
 int cnnviz__session_folded(const cnnviz_session *s, int layer)
@@ -368,6 +391,13 @@ static void run_channels_first(struct cnnviz_session *s,
 		memcpy(out, t, cnnviz__shape_count(o) * (size_t)batch * sizeof *out);
 }
 
+static double now_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
+}
+
 static void fill_info(const struct cnnviz_model *m, int i, int64_t batch,
 		      struct cnnviz_layer_info *info, struct cnnviz_tensor *t,
 		      const float *data)
@@ -398,8 +428,10 @@ int cnnviz_session_run(cnnviz_session *s, const float *const *inputs,
 	/* Without a hook nobody sees the layers inside a fused chain. */
 	const struct cnnviz__fusion *f = !hook && s->foffset ? &s->fusion : NULL;
 	const size_t *offset = f ? s->foffset : s->offset;
+	s->fused_run = f != NULL;
 	for (int i = 0; i < m->n_layers; i++) {
 		const struct cnnviz__layer *l = m->layers[i];
+		double t0 = s->step_ms ? now_ms() : 0.0;
 		if (l->input_slot >= 0) {
 			/* Inputs are only ever read. */
 			s->buf[i] = (float *)inputs[l->input_slot];
@@ -451,6 +483,8 @@ int cnnviz_session_run(cnnviz_session *s, const float *const *inputs,
 				}
 			}
 		}
+		if (s->step_ms)
+			s->step_ms[i] = now_ms() - t0;
 		if (hook) {
 			struct cnnviz_layer_info info;
 			struct cnnviz_tensor t;

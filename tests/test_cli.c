@@ -390,6 +390,60 @@ static int teardown(void **state)
 	return system(cmd) == 0 ? 0 : -1;
 }
 
+/*
+ * --bench --profile: one line per layer timed in the fused runs (folded
+ * layers: 0 ms and the step that computed them), then the summary line.
+ */
+static void bench_profile_lines(void **state)
+{
+	(void)state;
+	const char *model = "tests/fixtures/cases/dw_project/model.h5";
+	char cmd[1024], path[300];
+	snprintf(path, sizeof path, "%s/bench.jsonl", tmpdir);
+	snprintf(cmd, sizeof cmd, "%s --bench 5 --batch 2 --threads 2 --profile %s >%s",
+		 tool(), model, path);
+	assert_int_equal(system(cmd), 0);
+	cnnviz_model *m = NULL;
+	assert_int_equal(cnnviz_model_open(model, NULL, &m, NULL), 0);
+	FILE *f = fopen(path, "r");
+	assert_non_null(f);
+	char line[4096];
+	int n_profile = 0, n_summary = 0;
+	while (fgets(line, sizeof line, f)) {
+		json_t *o = json_loads(line, 0, NULL);
+		assert_non_null(o);
+		if (json_object_get(o, "profile")) {
+			const char *name = json_string_value(json_object_get(o, "layer"));
+			json_t *step = json_object_get(o, "step");
+			double ms = json_number_value(json_object_get(o, "ms"));
+			assert_non_null(name);
+			assert_int_equal(cnnviz_model_find_layer(m, name), n_profile);
+			if (!strcmp(name, "dw_a") || !strcmp(name, "dw_a_bn")) {
+				assert_string_equal(json_string_value(step), "project_a");
+				assert_true(ms == 0);
+			}
+			if (!strcmp(name, "project_a")) {
+				assert_string_equal(json_string_value(step), "project_a");
+				assert_true(ms > 0);
+				assert_true(json_number_value(json_object_get(o, "gflops")) > 0);
+			}
+			if (!strcmp(name, "flatten_0"))
+				assert_true(json_is_null(step));
+			n_profile++;
+		} else {
+			json_t *lat = json_object_get(o, "latency_ms");
+			assert_true(json_number_value(json_object_get(lat, "median")) > 0);
+			assert_int_equal(json_integer_value(json_object_get(o, "batch")), 2);
+			n_summary++;
+		}
+		json_decref(o);
+	}
+	fclose(f);
+	assert_int_equal(n_profile, cnnviz_model_layer_count(m));
+	assert_int_equal(n_summary, 1);
+	cnnviz_model_free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -401,6 +455,7 @@ int main(void)
 		cmocka_unit_test(cam_files_and_gradcam_equals_cam),
 		cmocka_unit_test(real_emotion_model_report),
 		cmocka_unit_test(cam_does_not_change_later_overlays),
+		cmocka_unit_test(bench_profile_lines),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

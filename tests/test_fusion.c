@@ -181,12 +181,98 @@ static void layers_fold(void **state)
 	}
 }
 
+static int find(const cnnviz_model *m, const char *name)
+{
+	int i = cnnviz_model_find_layer(m, name);
+	if (i < 0)
+		fail_msg("no layer %s", name);
+	return i;
+}
+
+static int noop_hook(const struct cnnviz_layer_info *li,
+		     const struct cnnviz_tensor *t, void *user)
+{
+	(void)li;
+	(void)t;
+	(void)user;
+	return 0;
+}
+
+/* cnnviz_session_step_time names the step that computed each layer. */
+static void step_times(void **state)
+{
+	(void)state;
+	static const char *const in_step[][2] = {
+		/* layer, the layer whose step computes it */
+		{"expand", "expand"},       {"expand_bn", "expand"},
+		{"expand_relu", "expand"},  {"pad_a", "project_a"},
+		{"dw_a", "project_a"},      {"dw_a_bn", "project_a"},
+		{"dw_a_relu", "project_a"}, {"project_a", "project_a"},
+		{"project_a_bn", "project_a"}, {"add_b", "project_b"},
+		{"dw_d", "dw_d"},           {"pool_d", "pool_d"},
+	};
+	cnnviz_model *m = NULL;
+	cnnviz_session *s = NULL;
+	cnnviz_options *o = NULL;
+	float *x = NULL;
+	int rank;
+	int64_t shape[CNNVIZ_MAX_RANK];
+	double ms;
+	int step;
+	assert_int_equal(cnnviz_model_open("tests/fixtures/cases/dw_project/model.h5",
+					   NULL, &m, NULL), 0);
+	assert_int_equal(cnnviz_npy_read("tests/fixtures/cases/dw_project/input.npy",
+					 &x, &rank, shape, NULL), 0);
+	const float *in = x;
+	/* off unless asked for */
+	assert_int_equal(cnnviz_session_new(m, 1, NULL, &s, NULL), 0);
+	assert_int_equal(cnnviz_session_run(s, &in, 1, NULL, NULL, NULL), 0);
+	assert_int_equal(cnnviz_session_step_time(s, 1, &ms, &step),
+			 CNNVIZ_ERR_ARG);
+	cnnviz_session_free(s);
+
+	assert_int_equal(cnnviz_options_new(&o), 0);
+	assert_int_equal(cnnviz_options_set(o, "profile", "1", NULL), 0);
+	assert_int_equal(cnnviz_session_new(m, 1, o, &s, NULL), 0);
+	assert_int_equal(cnnviz_session_step_time(s, 1, &ms, &step),
+			 CNNVIZ_ERR_ARG); /* no run yet */
+	assert_int_equal(cnnviz_session_run(s, &in, 1, NULL, NULL, NULL), 0);
+	for (size_t k = 0; k < sizeof in_step / sizeof in_step[0]; k++) {
+		int i = find(m, in_step[k][0]), want = find(m, in_step[k][1]);
+		assert_int_equal(cnnviz_session_step_time(s, i, &ms, &step), 0);
+		if (step != want)
+			fail_msg("%s: computed in step %d, not %s", in_step[k][0],
+				 step, in_step[k][1]);
+		if (i == want ? !(ms > 0) : ms != 0)
+			fail_msg("%s: %g ms", in_step[k][0], ms);
+	}
+	assert_int_equal(cnnviz_session_step_time(s, cnnviz_model_input_layer(m, 0),
+						  &ms, &step), 0);
+	assert_int_equal(step, -1);
+	assert_int_equal(cnnviz_session_step_time(s, find(m, "flatten_0"), &ms,
+						  &step), 0);
+	assert_int_equal(step, -1); /* an alias computes nothing */
+	/* With a hook every layer is its own step. */
+	assert_int_equal(cnnviz_session_run(s, &in, 1, noop_hook, NULL, NULL), 0);
+	int dw = find(m, "dw_a");
+	assert_int_equal(cnnviz_session_step_time(s, dw, &ms, &step), 0);
+	assert_int_equal(step, dw);
+	assert_true(ms > 0);
+	assert_int_equal(cnnviz_session_step_time(s, -1, &ms, &step),
+			 CNNVIZ_ERR_ARG);
+	cnnviz_session_free(s);
+	cnnviz_options_free(o);
+	cnnviz_model_free(m);
+	cnnviz_free(x);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(fixtures_fuse_exactly),
 		cmocka_unit_test(real_models_fuse_exactly),
 		cmocka_unit_test(layers_fold),
+		cmocka_unit_test(step_times),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,8 +2,9 @@
  * --bench N: speed, one JSON object per line so other tools can compare.
  * The machine's peak is measured here with independent FMA chains, the way
  * ../shared/anchors/peak.c measures it, so "% of peak" needs no outside
- * figure. --profile adds one line per layer (timed through the hook, so
- * layers run one by one, unfused).
+ * figure. --profile adds one line per layer: the time of its step in the
+ * runs --bench times (fused: a layer folded into another's step shows 0 ms
+ * and names that step), from the library's own step clock.
  */
 #include <math.h>
 #include <stdio.h>
@@ -124,22 +125,85 @@ static double peak_gflops(const char **isa)
 	return best;
 }
 
+/* Prints o as one compact JSON line and releases it. */
+static void print_line(json_t *o)
+{
+	char *line = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER)
+		       : NULL;
+	if (line)
+		printf("%s\n", line);
+	free(line);
+	json_decref(o);
+}
+
 /* ---------------------------------------------------------- profile */
 
-struct prof {
-	double last;
-	double *ms; /* per layer, summed over runs */
-};
-
-static int prof_hook(const struct cnnviz_layer_info *li,
-		     const struct cnnviz_tensor *t, void *user)
+/*
+ * Mean step time per layer over `runs` hook-less batch-1 runs of a session
+ * with option "profile", one JSON line per layer. A step's GFLOP/s count
+ * every layer computed in it.
+ */
+static int profile(const struct args *a, cnnviz_model *m, const float *in0,
+		   int runs)
 {
-	(void)t;
-	struct prof *p = user;
-	double n = now_s();
-	p->ms[li->index] += (n - p->last) * 1e3;
-	p->last = now_s(); /* exclude the hook's own time */
-	return 0;
+	cnnviz_options *o = NULL;
+	cnnviz_session *s = NULL;
+	struct cnnviz_error e;
+	const int n = cnnviz_model_layer_count(m);
+	double *ms = calloc((size_t)n, sizeof *ms);
+	double *step_flops = calloc((size_t)n, sizeof *step_flops);
+	int *step = malloc((size_t)n * sizeof *step);
+	const char *k;
+	int rc = 1;
+
+	if (!ms || !step_flops || !step || cnnviz_options_new(&o)) {
+		cli_fail("out of memory");
+		goto out;
+	}
+	for (int i = 0; (k = cnnviz_options_key(a->opts, i)); i++)
+		cnnviz_options_set(o, k, cnnviz_options_get(a->opts, k), NULL);
+	if (cnnviz_options_set(o, "profile", "1", &e) ||
+	    cnnviz_session_new(m, 1, o, &s, &e)) {
+		cli_report(&e);
+		goto out;
+	}
+	for (int r = 0; r < runs + 10; r++) {
+		if (cnnviz_session_run(s, &in0, 1, NULL, NULL, &e)) {
+			cli_report(&e);
+			goto out;
+		}
+		for (int i = 0; r >= 10 && i < n; i++) {
+			double t;
+			cnnviz_session_step_time(s, i, &t, &step[i]);
+			ms[i] += t / runs;
+		}
+	}
+	for (int i = 0; i < n; i++) {
+		struct cnnviz_layer_info li;
+		cnnviz_model_layer(m, i, &li);
+		if (step[i] >= 0)
+			step_flops[step[i]] += (double)li.flops;
+	}
+	for (int i = 0; i < n; i++) {
+		struct cnnviz_layer_info li, si;
+		cnnviz_model_layer(m, i, &li);
+		if (step[i] >= 0)
+			cnnviz_model_layer(m, step[i], &si);
+		print_line(json_pack("{s:s,s:i,s:s,s:s,s:f,s:f,s:f,s:s?}", "profile",
+				      a->model, "index", i, "layer", li.name,
+				      "class", li.class_name, "ms", ms[i],
+				      "mflop", (double)li.flops / 1e6, "gflops",
+				      ms[i] > 0 ? step_flops[i] / (ms[i] * 1e6) : 0.0,
+				      "step", step[i] >= 0 ? si.name : NULL));
+	}
+	rc = 0;
+out:
+	cnnviz_session_free(s);
+	cnnviz_options_free(o);
+	free(ms);
+	free(step_flops);
+	free(step);
+	return rc;
 }
 
 static double rss_mb(void)
@@ -170,7 +234,6 @@ int cli_bench(const struct args *a)
 	cnnviz_session *s = NULL;
 	float *x = NULL;
 	double *lat = NULL;
-	struct prof p = {0};
 	struct cnnviz_error e;
 	if (cnnviz_model_input_count(m) != 1) {
 		cli_fail("--bench: models with one input only");
@@ -222,30 +285,8 @@ int cli_bench(const struct args *a)
 	double med = quantile(lat, a->bench, 0.5);
 	double p10 = quantile(lat, a->bench, 0.1), p90 = quantile(lat, a->bench, 0.9);
 	double rss_b1 = rss_mb();
-	if (a->profile) {
-		int n = cnnviz_model_layer_count(m);
-		p.ms = calloc((size_t)n, sizeof *p.ms);
-		if (!p.ms)
-			goto out;
-		for (int r = 0; r < a->bench; r++) {
-			p.last = now_s();
-			cnnviz_session_run(s, &in0, 1, prof_hook, &p, &e);
-		}
-		for (int i = 0; i < n; i++) {
-			struct cnnviz_layer_info li;
-			cnnviz_model_layer(m, i, &li);
-			double ms = p.ms[i] / a->bench;
-			json_t *o = json_pack("{s:s,s:i,s:s,s:s,s:f,s:f,s:f}", "profile", a->model,
-					      "index", i, "layer", li.name, "class", li.class_name,
-					      "ms", ms, "mflop", (double)li.flops / 1e6,
-					      "gflops", ms > 0 ? (double)li.flops / (ms * 1e6) : 0.0);
-			char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-			if (line)
-				printf("%s\n", line);
-			free(line);
-			json_decref(o);
-		}
-	}
+	if (a->profile && profile(a, m, in0, a->bench))
+		goto out;
 	cnnviz_session_free(s);
 	s = NULL;
 	/* Batch throughput. */
@@ -275,14 +316,9 @@ int cli_bench(const struct args *a)
 		"peak_gflops", peak * threads, "percent_of_peak_b1",
 		peak > 0 ? 100 * gf / (peak * threads) : 0.0, "rss_start_mb", rss_start,
 		"peak_rss_b1_mb", rss_b1, "peak_rss_mb", rss_mb());
-	char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	if (line)
-		printf("%s\n", line);
-	free(line);
-	json_decref(o);
+	print_line(o);
 	rc = 0;
 out:
-	free(p.ms);
 	free(lat);
 	free(x);
 	cnnviz_session_free(s);

@@ -106,7 +106,8 @@ static const struct opt {
 	 "latency median/p10/p90, batch throughput, GFLOP/s, % of peak, peak RSS)"},
 	{"--batch", NULL, VALUE, "B", NULL, "batch size for --bench throughput (default 32)"},
 	{"--profile", NULL, FLAG, NULL, NULL,
-	 "with --bench: time and GFLOP/s per layer"},
+	 "with --bench: time and GFLOP/s per layer, as the runs fuse them (a "
+	 "layer folded into another's step: 0 ms, \"step\" names that layer)"},
 	{"--quiet", "-q", FLAG, NULL, NULL, "print errors only (no progress, no predictions)"},
 	{"--version", NULL, FLAG, NULL, NULL, "print the version and exit"},
 	{"--help", "-h", FLAG, NULL, NULL, "print this help and exit"},
