@@ -68,6 +68,13 @@ int cnnviz__conv_plan_init(struct cnnviz__conv_plan *cp,
 		   taps <= CNNVIZ__C1_TAPS) {
 		cp->path = CNNVIZ__CONV_CHANNEL1;
 		s = 0;
+	} else if (g->groups == 1 && g->cin <= CNNVIZ__FEWC_CIN &&
+		   g->dw == 1 && g->cout % 16 == 0 &&
+		   g->cout <= CNNVIZ__C1_COUT && g->kh <= CNNVIZ__FEWC_KH &&
+		   cnnviz__fewc_row_floats(g) <= CNNVIZ__FEWC_ROW &&
+		   cp->isa->conv_fewc) {
+		cp->path = CNNVIZ__CONV_FEWC;
+		s = 0;
 	} else {
 		cp->path = CNNVIZ__CONV_INDIRECT;
 		/* taps * mr pointers, taps steps */
@@ -86,11 +93,11 @@ void cnnviz__conv_plan_pack(struct cnnviz__conv_plan *cp, const float *k,
 
 	cp->w = w;
 	cp->zeros = zeros;
-	if (cp->path == CNNVIZ__CONV_CHANNEL1) {
-		/* (taps, cout rounded up to 8); fits: the GEMM's panels are
-		   wider */
+	if (cp->path == CNNVIZ__CONV_CHANNEL1 || cp->path == CNNVIZ__CONV_FEWC) {
+		/* (taps * cin, cout rounded up to 8); fits: the GEMM's panels
+		   are wider */
 		const int64_t c8 = (g->cout + 7) / 8 * 8;
-		for (int64_t q = 0; q < g->kh * g->kw; q++)
+		for (int64_t q = 0; q < kd; q++)
 			for (int64_t o = 0; o < c8; o++)
 				w[q * c8 + o] = o < g->cout ? k[q * g->cout + o]
 							    : 0.0f;
@@ -247,7 +254,7 @@ static void conv_task(void *ctx, int64_t task, int worker)
 	}
 }
 
-/* CHANNEL1: output rows [task * rows, ...) of n * oh. */
+/* CHANNEL1, FEWC: output rows [task * rows, ...) of n * oh. */
 static void c1_task(void *ctx, int64_t task, int worker)
 {
 	const struct conv_run *c = ctx;
@@ -260,9 +267,13 @@ static void c1_task(void *ctx, int64_t task, int worker)
 
 	for (int64_t q = task * c->split.rows; q < q1; q++) {
 		const float *res = f->residual ? f->residual + q * orow : NULL;
-		struct cnnviz__c1_row r = {g, c->x + q / g->oh * g->h * g->w,
+		struct cnnviz__c1_row r = {g,
+					   c->x + q / g->oh * g->h * g->w * g->cin,
 					   cp->w, q % g->oh, c->y + q * orow, res};
-		cp->isa->conv_c1(&r, f);
+		if (cp->path == CNNVIZ__CONV_FEWC)
+			cp->isa->conv_fewc(&r, f);
+		else
+			cp->isa->conv_c1(&r, f);
 		if (tail)
 			cnnviz__fuse_rows(f, c->y + q * orow, g->ow, g->cout,
 					  g->cout, 0, res);
@@ -285,9 +296,10 @@ void cnnviz__conv_plan_run(const struct cnnviz__conv_plan *cp, int64_t n,
 	if (c.m <= 0)
 		return;
 	cnnviz__fuse_init(&f, bias, act, post);
-	if (cp->path == CNNVIZ__CONV_CHANNEL1) {
+	if (cp->path == CNNVIZ__CONV_CHANNEL1 || cp->path == CNNVIZ__CONV_FEWC) {
 		/* tasks of output rows: c.m counts rows here */
-		const int64_t row = max64(g->ow * g->cout * g->kh * g->kw, 1);
+		const int64_t row =
+			max64(g->ow * g->cout * g->kh * g->kw * g->cin, 1);
 		c.m = n * g->oh;
 		c.split.rows = max64(DW_TASK_FMAS / row, 1);
 		cnnviz__parallel_for(pool, (c.m + c.split.rows - 1) /

@@ -104,6 +104,23 @@ struct cnnviz__c1_row {
 };
 #define CNNVIZ__C1_TAPS 9
 #define CNNVIZ__C1_COUT 256
+/*
+ * The same row for a Conv2D with few input channels (groups 1, dilation 1
+ * along x, any stride): x is (h, w, cin), k (kh*kw*cin, cout rounded up to
+ * 8); cin <= CNNVIZ__FEWC_CIN, kh <= CNNVIZ__FEWC_KH, cout a multiple of
+ * 16 up to CNNVIZ__C1_COUT, and the kh zero-padded input rows an output
+ * row reads, cnnviz__fewc_row_floats(g), at most CNNVIZ__FEWC_ROW floats.
+ */
+#define CNNVIZ__FEWC_CIN 4
+#define CNNVIZ__FEWC_KH 7
+#define CNNVIZ__FEWC_ROW 2048
+#define CNNVIZ__FEWC_PX 8 /* output pixels per step */
+static inline int64_t
+cnnviz__fewc_row_floats(const struct cnnviz__conv_geom *g)
+{
+	/* the pixels a row's last step may read past the row, too */
+	return ((g->ow + CNNVIZ__FEWC_PX - 1) * g->sw + g->kw) * g->cin;
+}
 
 /* lo, hi of struct cnnviz__dw_row for g. */
 void cnnviz__dw_columns(const struct cnnviz__conv_geom *g, int64_t *lo,
@@ -139,6 +156,9 @@ struct cnnviz__isa {
 	void (*pool_px)(const float *x, int64_t dx, int64_t dy, int64_t kh,
 			int64_t kw, int64_t c, int avg, float scale, float *y);
 	/* Optional: struct cnnviz__c1_row, applying f's kernel stages. */
+	/* NULL where the instruction set has none */
+	void (*conv_fewc)(const struct cnnviz__c1_row *r,
+			  const struct cnnviz__fuse *f);
 	void (*conv_c1)(const struct cnnviz__c1_row *r,
 			const struct cnnviz__fuse *f);
 };

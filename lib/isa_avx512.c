@@ -382,6 +382,41 @@ c1_body(const int T, const struct cnnviz__c1_row *d,
 #define C1_PX 4
 #define C1_ROW_MAX 512 /* padded row floats (ow + kw - 1) on the stack */
 
+/*
+ * The epilogue and store of acc[p * NV + v] = the sums of output pixel
+ * ox0 + p (p < np), channels ob + 16v... The epilogue's vectors are loaded
+ * here, not held: the weights and accumulators need the registers.
+ */
+static inline __attribute__((always_inline)) void
+chan_store(const int NV, const struct cnnviz__c1_row *d,
+	   const struct cnnviz__fuse *f, const __m512 *acc, const int PX,
+	   int np, int64_t ox0, int64_t ob)
+{
+	const unsigned fl = f ? f->kflags : 0;
+	UNROLL for (int p = 0; p < PX; p++) {
+		if (p >= np)
+			break;
+		const int64_t at = (ox0 + p) * d->g->cout + ob;
+		UNROLL for (int v = 0; v < NV; v++) {
+			const int64_t o = ob + v * 16;
+			const int aff = (fl & CNNVIZ__FUSE_AFFINE) != 0;
+			__m512 y = acc[p * NV + v];
+			if (fl & CNNVIZ__FUSE_BIAS)
+				y = _mm512_add_ps(y, _mm512_loadu_ps(f->bias + o));
+			if (fl & ~CNNVIZ__FUSE_BIAS)
+				y = post_z(y, fl, f,
+					   aff ? _mm512_loadu_ps(f->scale + o)
+					       : _mm512_setzero_ps(),
+					   aff ? _mm512_loadu_ps(f->shift + o)
+					       : _mm512_setzero_ps(),
+					   fl & CNNVIZ__FUSE_RES ? d->res + at + v * 16
+								 : NULL,
+					   16);
+			_mm512_storeu_ps(d->y + at + v * 16, y);
+		}
+	}
+}
+
 static inline __attribute__((always_inline)) void
 c1_chan_body(const int T, const int NV, const struct cnnviz__c1_row *d,
 	     const struct cnnviz__fuse *f, const float (*rows)[C1_ROW_MAX],
@@ -390,8 +425,7 @@ c1_chan_body(const int T, const int NV, const struct cnnviz__c1_row *d,
 	const struct cnnviz__conv_geom *g = d->g;
 	const int64_t co = g->cout, co8 = (co + 7) / 8 * 8, kw = g->kw;
 	const int64_t taps = T ? T : g->kh * g->kw;
-	const unsigned fl = f ? f->kflags : 0;
-	__m512 w[CNNVIZ__C1_TAPS * 2], bias[2], sc[2], sh[2];
+	__m512 w[CNNVIZ__C1_TAPS * 2];
 
 	if (!T) /* taps <= 9 is beyond what the compiler can see */
 		UNROLL for (int k = 0; k < CNNVIZ__C1_TAPS * 2; k++)
@@ -400,15 +434,6 @@ c1_chan_body(const int T, const int NV, const struct cnnviz__c1_row *d,
 		UNROLL for (int v = 0; v < NV; v++)
 			w[q * NV + v] = _mm512_loadu_ps(d->k + q * co8 + ob +
 							v * 16);
-	UNROLL for (int v = 0; v < NV; v++) {
-		bias[v] = sc[v] = sh[v] = _mm512_setzero_ps();
-		if (fl & CNNVIZ__FUSE_BIAS)
-			bias[v] = _mm512_loadu_ps(f->bias + ob + v * 16);
-		if (fl & CNNVIZ__FUSE_AFFINE) {
-			sc[v] = _mm512_loadu_ps(f->scale + ob + v * 16);
-			sh[v] = _mm512_loadu_ps(f->shift + ob + v * 16);
-		}
-	}
 	for (int64_t ox0 = 0; ox0 < g->ow; ox0 += C1_PX) {
 		const int np = g->ow - ox0 < C1_PX ? (int)(g->ow - ox0) : C1_PX;
 		__m512 acc[C1_PX * 2];
@@ -426,23 +451,34 @@ c1_chan_body(const int T, const int NV, const struct cnnviz__c1_row *d,
 						acc[p * NV + v]);
 			}
 		}
-		UNROLL for (int p = 0; p < C1_PX; p++) {
-			if (p >= np)
-				break;
-			const int64_t at = (ox0 + p) * co + ob;
-			UNROLL for (int v = 0; v < NV; v++) {
-				__m512 y = acc[p * NV + v];
-				if (fl & CNNVIZ__FUSE_BIAS)
-					y = _mm512_add_ps(y, bias[v]);
-				if (fl & ~CNNVIZ__FUSE_BIAS)
-					y = post_z(y, fl, f, sc[v], sh[v],
-						   fl & CNNVIZ__FUSE_RES
-							   ? d->res + at + v * 16
-							   : NULL,
-						   16);
-				_mm512_storeu_ps(d->y + at + v * 16, y);
-			}
+		chan_store(NV, d, f, acc, C1_PX, np, ox0, ob);
+	}
+}
+
+/*
+ * The kh input rows output row d->oy reads, zero-padded: row i at
+ * rows + i * stride holds `pixels` pixels of cin floats, pixel t being
+ * input column t - pad_l.
+ */
+static void fill_rows(const struct cnnviz__c1_row *d, float *rows,
+		      int64_t stride, int64_t pixels)
+{
+	const struct cnnviz__conv_geom *g = d->g;
+	const int64_t c = g->cin;
+	const int64_t lo = g->pad_l < pixels ? g->pad_l : pixels;
+	const int64_t hi = g->pad_l + g->w < pixels ? g->pad_l + g->w : pixels;
+
+	for (int64_t i = 0; i < g->kh; i++) {
+		const int64_t iy = d->oy * g->sh - g->pad_t + i * g->dh;
+		float *r = rows + i * stride;
+		if (iy < 0 || iy >= g->h || hi <= lo) {
+			memset(r, 0, (size_t)(pixels * c) * sizeof *r);
+			continue;
 		}
+		memset(r, 0, (size_t)(lo * c) * sizeof *r);
+		memcpy(r + lo * c, d->x + (iy * g->w + lo - g->pad_l) * c,
+		       (size_t)((hi - lo) * c) * sizeof *r);
+		memset(r + hi * c, 0, (size_t)((pixels - hi) * c) * sizeof *r);
 	}
 }
 
@@ -452,18 +488,8 @@ static void c1_chan(const struct cnnviz__c1_row *d,
 	const struct cnnviz__conv_geom *g = d->g;
 	/* + C1_PX: the last group's pixels past the row read zeros */
 	_Alignas(64) float rows[CNNVIZ__C1_TAPS][C1_ROW_MAX];
-	const int64_t width = g->ow + g->kw - 1;
 
-	for (int64_t i = 0; i < g->kh; i++) {
-		const int64_t iy = d->oy * g->sh - g->pad_t + i * g->dh;
-		for (int64_t t = 0; t < width + C1_PX; t++) {
-			const int64_t ix = t - g->pad_l;
-			rows[i][t] = iy >= 0 && iy < g->h && ix >= 0 &&
-						     ix < g->w
-					     ? d->x[iy * g->w + ix]
-					     : 0.0f;
-		}
-	}
+	fill_rows(d, rows[0], C1_ROW_MAX, g->ow + g->kw - 1 + C1_PX);
 	const int nine = g->kh * g->kw == 9;
 	int64_t ob = 0;
 	for (; ob + 32 <= g->cout; ob += 32)
@@ -477,6 +503,67 @@ static void c1_chan(const struct cnnviz__c1_row *d,
 		else
 			c1_chan_body(0, 1, d, f, rows, ob);
 	}
+}
+
+/*
+ * FEWC: up to 4 input channels at any stride (RGB stems). As c1_chan, but
+ * kh*kw*cin weight vectors are too many for the registers: each is loaded
+ * once per step of CNNVIZ__FEWC_PX pixels and used for all of them.
+ * Each output sums its taps in (i, j, c) order.
+ */
+static inline __attribute__((always_inline)) void
+fewc_body(const int NV, const struct cnnviz__c1_row *d,
+	  const struct cnnviz__fuse *f, const float (*rows)[CNNVIZ__FEWC_ROW],
+	  int64_t ob)
+{
+	enum { PX = CNNVIZ__FEWC_PX };
+	const struct cnnviz__conv_geom *g = d->g;
+	const int64_t co = g->cout, co8 = (co + 7) / 8 * 8, cin = g->cin;
+	const int64_t pstep = g->sw * cin; /* floats between output pixels */
+	for (int64_t ox0 = 0; ox0 < g->ow; ox0 += PX) {
+		const int np = g->ow - ox0 < PX ? (int)(g->ow - ox0) : PX;
+		__m512 acc[PX * 2];
+		UNROLL for (int k = 0; k < PX * NV; k++)
+			acc[k] = _mm512_setzero_ps();
+		const float *wq = d->k + ob;
+		for (int64_t i = 0; i < g->kh; i++)
+			for (int64_t j = 0; j < g->kw; j++) {
+				const float *x = rows[i] + (ox0 * g->sw + j) * cin;
+				for (int64_t c = 0; c < cin; c++, wq += co8) {
+					/* two names, not an array: GCC spilled
+					   the array to the stack */
+					const __m512 w0 = _mm512_loadu_ps(wq);
+					const __m512 w1 = NV > 1
+						? _mm512_loadu_ps(wq + 16)
+						: w0;
+					UNROLL for (int p = 0; p < PX; p++) {
+						const __m512 xv = _mm512_set1_ps(
+							x[p * pstep + c]);
+						acc[p * NV] = _mm512_fmadd_ps(
+							xv, w0, acc[p * NV]);
+						if (NV > 1)
+							acc[p * NV + 1] = _mm512_fmadd_ps(
+								xv, w1, acc[p * NV + 1]);
+					}
+				}
+			}
+		chan_store(NV, d, f, acc, PX, np, ox0, ob);
+	}
+}
+
+static void conv_fewc(const struct cnnviz__c1_row *d,
+		      const struct cnnviz__fuse *f)
+{
+	const struct cnnviz__conv_geom *g = d->g;
+	_Alignas(64) float rows[CNNVIZ__FEWC_KH][CNNVIZ__FEWC_ROW];
+
+	fill_rows(d, rows[0], CNNVIZ__FEWC_ROW,
+		  cnnviz__fewc_row_floats(g) / g->cin);
+	int64_t ob = 0;
+	for (; ob + 32 <= g->cout; ob += 32)
+		fewc_body(2, d, f, rows, ob);
+	if (ob < g->cout)
+		fewc_body(1, d, f, rows, ob);
 }
 
 static void conv_c1(const struct cnnviz__c1_row *d,
@@ -529,6 +616,7 @@ static const struct cnnviz__isa isa = {
 	.dw_row = dw_row,
 	.pool_px = pool_px_z,
 	.conv_c1 = conv_c1,
+	.conv_fewc = conv_fewc,
 };
 
 const struct cnnviz__isa *cnnviz__isa_avx512_table(void)

@@ -185,10 +185,16 @@ void cnnviz__gemm_packed(int64_t m, const float *x, int64_t ldx,
  * and packed at finish. Paths: DIRECT (1x1, stride 1, no padding: the
  * input is the GEMM's A), INDIRECT (the GEMM reads the image through a
  * pointer per row and tap; copying rows for an im2col GEMM measured
- * slower on every shape, even 1-3 input channels), CHANNEL1 (one input
+ * slower on every shape, even 1-3 input channels), FEWC (up to 4 input
+ * channels, vectors across output channels: RGB stems), CHANNEL1 (one input
  * channel, unit stride along x: vectors across output pixels).
  */
-enum { CNNVIZ__CONV_DIRECT, CNNVIZ__CONV_INDIRECT, CNNVIZ__CONV_CHANNEL1 };
+enum {
+	CNNVIZ__CONV_DIRECT,
+	CNNVIZ__CONV_INDIRECT,
+	CNNVIZ__CONV_CHANNEL1,
+	CNNVIZ__CONV_FEWC
+};
 struct cnnviz__conv_plan {
 	struct cnnviz__conv_geom g;
 	const struct cnnviz__isa *isa;

@@ -328,6 +328,12 @@ static int plan_pack(struct cnnviz__setup *s, const struct conv *p,
 	return CNNVIZ_OK;
 }
 
+static int gemm_layout(const struct cnnviz__conv_plan *cp)
+{
+	return cp->path == CNNVIZ__CONV_DIRECT ||
+	       cp->path == CNNVIZ__CONV_INDIRECT;
+}
+
 /* Both plans' kernels; the folded plan shares the layout when it can. */
 static int conv2d_pack(struct cnnviz__setup *s, struct conv *p)
 {
@@ -335,8 +341,8 @@ static int conv2d_pack(struct cnnviz__setup *s, struct conv *p)
 	if (rc || !s->l->can_fold_pad)
 		return rc;
 	struct cnnviz__conv_plan *q = &p->plan_pad;
-	if ((q->path == CNNVIZ__CONV_CHANNEL1) ==
-		    (p->plan.path == CNNVIZ__CONV_CHANNEL1) &&
+	if (gemm_layout(q) == gemm_layout(&p->plan) &&
+	    (gemm_layout(q) || q->path == p->plan.path) &&
 	    q->pairs == p->plan.pairs && q->isa == p->plan.isa) {
 		q->w = p->plan.w;
 		q->zeros = p->plan.zeros;
