@@ -368,8 +368,10 @@ static void dw_task(void *ctx, int64_t task, int worker)
 		float *yr = d->y + q * orow;
 		const float *res = f->residual ? f->residual + q * orow : NULL;
 		if (fast) {
-			struct cnnviz__dw_row r = {g, d->x + b * in_px, d->k,
-						   oy, yr, res, d->lo, d->hi};
+			struct cnnviz__dw_row r = {
+				.g = g, .x = d->x + b * in_px, .k = d->k,
+				.oy = oy, .y = yr, .res = res, .lo = d->lo,
+				.hi = d->hi};
 			d->isa->dw_row(&r, f);
 		} else {
 			cnnviz__depthwise_rows(g, d->x + b * in_px, d->k,
@@ -423,6 +425,11 @@ struct sep_run {
 	const struct cnnviz__fuse *df, *dfc;
 	float *scratch;
 	size_t stride;
+	/* with an expand stage: its 1x1 conv, its epilogue, and row spans
+	   per sample (one task each) */
+	const struct cnnviz__expand *ex;
+	const struct cnnviz__fuse *ef;
+	int64_t spans;
 };
 
 /* Depthwise output rows [oy0, oy0 + rows) of sample xb into mid, with
@@ -440,9 +447,10 @@ static void sep_depthwise(const struct sep_run *s, const float *xb,
 		int64_t lo, hi;
 		cnnviz__dw_columns(g, &lo, &hi);
 		for (int64_t oy = oy0; oy < oy0 + rows; oy++) {
-			struct cnnviz__dw_row r = {g, xb, s->dk, oy,
-						   mid + (oy - oy0) * g->ow * cm,
-						   NULL, lo, hi};
+			struct cnnviz__dw_row r = {
+				.g = g, .x = xb, .k = s->dk, .oy = oy,
+				.y = mid + (oy - oy0) * g->ow * cm, .lo = lo,
+				.hi = hi};
 			s->isa->dw_row(&r, f);
 		}
 	} else {
@@ -456,18 +464,13 @@ static void sep_depthwise(const struct sep_run *s, const float *xb,
 		cnnviz__fuse_rows(f, mid, rows * g->ow, cm, cm, 0, NULL);
 }
 
-static void sep_task(void *ctx, int64_t task, int worker)
+/* y's rows [oy0, oy0 + rows) of sample b = mid (rows x ow x cm) . pw. */
+static void sep_project(const struct sep_run *s, int64_t b, int64_t oy0,
+			int64_t rows, const float *mid)
 {
-	const struct sep_run *s = ctx;
 	const struct cnnviz__conv_geom *g = s->g;
-	const int64_t cm = g->cin * g->mult, b = task / s->tiles;
-	const int64_t oy0 = task % s->tiles * s->tile_rows;
-	const int64_t rows = min64(s->tile_rows, g->oh - oy0);
-	const float *xb = s->x + b * g->h * g->w * g->cin;
-	float *mid = s->scratch + (size_t)worker * s->stride;
+	const int64_t cm = g->cin * g->mult;
 	const float *abuf[CNNVIZ__MR_MAX];
-
-	sep_depthwise(s, xb, oy0, rows, mid);
 	const int64_t off = (b * g->oh + oy0) * g->ow * g->cout;
 	struct cnnviz__plain_rows pr = {mid, cm, 0};
 	struct cnnviz__gemm_job job = {
@@ -482,6 +485,97 @@ static void sep_task(void *ctx, int64_t task, int worker)
 			 cnnviz__panels(s->pw->isa, g->cout), abuf);
 }
 
+static void sep_task(void *ctx, int64_t task, int worker)
+{
+	const struct sep_run *s = ctx;
+	const struct cnnviz__conv_geom *g = s->g;
+	const int64_t b = task / s->tiles;
+	const int64_t oy0 = task % s->tiles * s->tile_rows;
+	const int64_t rows = min64(s->tile_rows, g->oh - oy0);
+	float *mid = s->scratch + (size_t)worker * s->stride;
+
+	sep_depthwise(s, s->x + b * g->h * g->w * g->cin, oy0, rows, mid);
+	sep_project(s, b, oy0, rows, mid);
+}
+
+/* Input row iy of sample b of the depthwise conv = the expand stage's
+   output row, computed as its own conv would compute it. */
+static void expand_row(const struct sep_run *s, int64_t b, int64_t iy,
+		       float *out)
+{
+	const struct cnnviz__conv_geom *g = s->g;
+	const struct cnnviz__expand *ex = s->ex;
+	const struct cnnviz__packed *w = ex->w;
+	const float *abuf[CNNVIZ__MR_MAX];
+	struct cnnviz__plain_rows pr = {
+		ex->x + (b * g->h + iy) * g->w * w->k, w->k, 0};
+	struct cnnviz__gemm_job job = {
+		.isa = w->isa, .mr = cnnviz__job_mr(w->isa, w->n, w->pairs),
+		.pairs = w->pairs, .n = w->n, .ntaps = 1, .kc = w->k,
+		.b = w->data, .c = out, .ldc = w->n, .f = s->ef,
+		.rows = cnnviz__plain_rows, .ctx = &pr,
+	};
+	cnnviz__gemm_run(&job, 0, g->w, 0, cnnviz__panels(w->isa, w->n), abuf);
+	if (s->ef->rowwise)
+		cnnviz__fuse_rows(s->ef, out, g->w, w->n, w->n, 0, NULL);
+}
+
+/*
+ * With an expand stage: one span of output rows of one sample. The
+ * depthwise input rows are computed once each into a ring of kh rows
+ * (rows a span shares with the one before are computed by both), the
+ * depthwise rows of a tile go to mid, then the tile is projected.
+ */
+static void sep_stream(void *ctx, int64_t task, int worker)
+{
+	const struct sep_run *s = ctx;
+	const struct cnnviz__conv_geom *g = s->g;
+	const int64_t cm = g->cin, b = task / s->spans;
+	const int64_t per = (g->oh + s->spans - 1) / s->spans;
+	const int64_t r0 = task % s->spans * per, r1 = min64(g->oh, r0 + per);
+	float *mid = s->scratch + (size_t)worker * s->stride;
+	float *ring = mid + s->tile_rows * g->ow * cm;
+	int64_t tag[CNNVIZ__RING_ROWS];
+	const float *rows[CNNVIZ__RING_ROWS];
+	int64_t lo, hi;
+	const int tail = s->df->cstage != CNNVIZ__STAGE_NONE && !s->df->rowwise;
+
+	cnnviz__dw_columns(g, &lo, &hi);
+	for (int i = 0; i < CNNVIZ__RING_ROWS; i++)
+		tag[i] = -1;
+	for (int64_t oy0 = r0; oy0 < r1; oy0 += s->tile_rows) {
+		const int64_t n = min64(s->tile_rows, r1 - oy0);
+		for (int64_t oy = oy0; oy < oy0 + n; oy++) {
+			const int64_t iy0 = oy * g->sh - g->pad_t;
+			for (int64_t i = 0; i < g->kh; i++) {
+				const int64_t iy = iy0 + i;
+				rows[i] = NULL;
+				if (iy < 0 || iy >= g->h)
+					continue; /* never read */
+				const int64_t k = iy % g->kh;
+				float *row = ring + k * g->w * cm;
+				if (tag[k] != iy) {
+					expand_row(s, b, iy, row);
+					tag[k] = iy;
+				}
+				rows[i] = row;
+			}
+			float *yr = mid + (oy - oy0) * g->ow * cm;
+			struct cnnviz__dw_row r = {.g = g, .rows = rows,
+						   .row0 = iy0, .k = s->dk,
+						   .oy = oy, .y = yr, .lo = lo,
+						   .hi = hi};
+			s->isa->dw_row(&r, s->df);
+			if (tail)
+				cnnviz__fuse_rows(s->df, yr, g->ow, cm, cm, 0,
+						  NULL);
+		}
+		if (s->df->rowwise)
+			cnnviz__fuse_rows(s->df, mid, n * g->ow, cm, cm, 0, NULL);
+		sep_project(s, b, oy0, n, mid);
+	}
+}
+
 void cnnviz__separable_run(const struct cnnviz__conv_geom *g, int64_t n,
 			   int64_t tile_rows, const float *x, const float *dk,
 			   const struct cnnviz__packed *pw, const float *bias,
@@ -489,20 +583,35 @@ void cnnviz__separable_run(const struct cnnviz__conv_geom *g, int64_t n,
 			   const struct cnnviz__epilogue *post, float *y,
 			   float *scratch, size_t stride,
 			   struct cnnviz__pool *pool,
-			   const struct cnnviz__dw_stage *dws)
+			   const struct cnnviz__dw_stage *dws,
+			   const struct cnnviz__expand *ex)
 {
-	struct cnnviz__fuse f, df, dfc;
+	struct cnnviz__fuse f, df, dfc, ef;
 	const int workers = cnnviz__pool_size(pool);
 
 	if (n <= 0 || g->oh <= 0)
 		return;
+	if (ex) {
+		/* Few long spans: each span's first rows are computed twice. */
+		struct sep_run s = {g, pw->isa, tile_rows, 0, NULL, dk, pw, y,
+				    &f, &df, NULL, scratch, stride, ex, &ef,
+				    workers > 1 ? min64(g->oh, 2 * workers) : 1};
+		cnnviz__fuse_init(&f, bias, act, post);
+		cnnviz__fuse_init(&df, dws->bias, dws->act, dws->post);
+		cnnviz__fuse_init(&ef, ex->bias, ex->act, ex->post);
+		cnnviz__parallel_for(pool, n * s.spans, sep_stream, &s);
+		if (f.rowwise)
+			cnnviz__fuse_rows(&f, y, n * g->oh * g->ow, g->cout,
+					  g->cout, 0, f.residual);
+		return;
+	}
 	/* Enough tiles for every worker; smaller ones change no result. */
 	if (n * ((g->oh + tile_rows - 1) / tile_rows) < workers)
 		tile_rows = min64(max64((g->oh * n + workers - 1) / workers, 1),
 				  tile_rows);
 	struct sep_run s = {g, pw->isa, tile_rows,
 			    (g->oh + tile_rows - 1) / tile_rows, x, dk, pw, y,
-			    &f, NULL, NULL, scratch, stride};
+			    &f, NULL, NULL, scratch, stride, NULL, NULL, 0};
 	cnnviz__fuse_init(&f, bias, act, post);
 	if (dws) {
 		cnnviz__fuse_init(&df, dws->bias, dws->act, dws->post);

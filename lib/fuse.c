@@ -18,7 +18,11 @@
  * A DepthwiseConv2D chain whose result only a 1x1 conv reads (MobileNet's
  * depthwise -> project) is computed by that conv, tile by tile
  * (l->can_take_dw), with the same operations: the expanded tensor stays
- * in cache and one pass over the threads is saved.
+ * in cache and one pass over the threads is saved. When a 1x1 conv chain
+ * (MobileNet's expand) computes that depthwise conv's input and nothing
+ * else reads it, the taking conv computes it too, row by row into a ring
+ * (the depthwise layer's ring_floats): the expanded tensor is never
+ * stored whole.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +65,7 @@ void cnnviz__fusion_free(struct cnnviz__fusion *f)
 	free(f->residual);
 	free(f->pad_folded);
 	free(f->pre);
+	free(f->expand);
 	free(f->owner);
 	memset(f, 0, sizeof *f);
 }
@@ -141,8 +146,24 @@ static int take_depthwise(const struct cnnviz_model *m, const int *root,
 		f->pre[i] = j;
 		f->any = 1;
 	}
-	/* What a taken depthwise conv's step computed (its chain, its
-	   padding) is now computed in its reader's. */
+	for (int i = 0; i < n; i++) {
+		const int j = f->pre[i];
+		if (j < 0 || !m->layers[j]->ring_floats)
+			continue;
+		/* The depthwise conv reads v, through its padding or not. */
+		const int reader = f->pad_folded[j] ? m->layers[j]->in[0] : j;
+		const int v = root[m->layers[reader]->in[0]], e = start[v];
+		const struct cnnviz__layer *el = e >= 0 ? m->layers[e] : NULL;
+		if (!el || !el->can_take_dw || f->skip[e] || f->pad_folded[e] ||
+		    f->pre[e] >= 0 || f->residual[e] >= 0 ||
+		    next_in_chain(m, root, v) != reader)
+			continue;
+		f->skip[e] = 1;
+		f->owner[e] = i;
+		f->expand[i] = e;
+	}
+	/* What a taken conv's step computed (its chain, its padding) is now
+	   computed in its reader's. */
 	for (int c = 0; c < n; c++)
 		if (f->owner[c] != c && f->skip[f->owner[c]])
 			f->owner[c] = f->owner[f->owner[c]];
@@ -163,8 +184,9 @@ int cnnviz__fusion_plan(const struct cnnviz_model *m, const int *root,
 	f->pad_folded = calloc((size_t)n, sizeof *f->pad_folded);
 	f->pre = malloc((size_t)n * sizeof *f->pre);
 	f->owner = malloc((size_t)n * sizeof *f->owner);
+	f->expand = malloc((size_t)n * sizeof *f->expand);
 	if (!f->skip || !f->dest || !f->post || !f->has_post || !f->residual ||
-	    !f->pad_folded || !f->pre || !f->owner) {
+	    !f->pad_folded || !f->pre || !f->owner || !f->expand) {
 		cnnviz__fusion_free(f);
 		return CNNVIZ_ERR_NOMEM;
 	}
@@ -172,6 +194,7 @@ int cnnviz__fusion_plan(const struct cnnviz_model *m, const int *root,
 		f->dest[i] = i;
 		f->residual[i] = -1;
 		f->pre[i] = -1;
+		f->expand[i] = -1;
 		f->owner[i] = i;
 	}
 	for (int i = 0; i < n; i++) {

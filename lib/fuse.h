@@ -13,6 +13,8 @@ struct cnnviz__fusion {
 	int *residual; /* chain start: root layer added as residual, or -1 */
 	int *pad_folded; /* reads the input of its ZeroPadding2D l->in[0] */
 	int *pre;        /* depthwise chain start it computes first, or -1 */
+	int *expand;     /* with pre: the 1x1 conv chain computing the
+			    depthwise input row by row, or -1 */
 	int *owner;      /* the layer whose step computes this one (itself
 			    unless skipped) */
 };

@@ -180,6 +180,12 @@ struct cnnviz__layer {
 	 * it reads, tile by tile inside its own loop (io->pre; fuse.c).
 	 */
 	int can_take_dw;
+	/*
+	 * DepthwiseConv2D: floats of the ring its input rows need when the
+	 * conv taking it also computes its input (io->pre->expand), or 0
+	 * when its kernels cannot read rows from a ring.
+	 */
+	size_t ring_floats;
 
 	/* Scratch floats the op needs: fixed + per_sample * batch. */
 	size_t scratch_fixed;
@@ -270,9 +276,15 @@ struct cnnviz__io {
  */
 struct cnnviz__pre {
 	const struct cnnviz__layer *l;
-	const float *x;  /* its input */
+	const float *x;  /* its input; NULL with expand */
 	int pad_folded;  /* x is the input of its ZeroPadding2D */
 	const struct cnnviz__epilogue *post; /* its epilogue; NULL: none */
+	/* The 1x1 Conv2D (and chain) computing its input, row by row in
+	   the taking conv's scratch (l->ring_floats more per worker); NULL:
+	   none. */
+	const struct cnnviz__layer *expand;
+	const float *expand_x;
+	const struct cnnviz__epilogue *expand_post;
 };
 
 #define CNNVIZ__OP_ALIAS 0x1u   /* output is the input, byte for byte */

@@ -80,10 +80,16 @@ struct cnnviz__tile {
 	int64_t col0;     /* column of c[0] in bias, scale, shift */
 };
 
-/* One output row oy of a depthwise conv, multiplier 1: y (ow, cin). */
+/*
+ * One output row oy of a depthwise conv, multiplier 1: y (ow, cin). The
+ * input rows it reads are x's, or with `rows` input row iy (inside
+ * [0, h)) is rows[iy - row0]: rows computed on the fly (conv_fast.c).
+ */
 struct cnnviz__dw_row {
 	const struct cnnviz__conv_geom *g;
-	const float *x;   /* one sample (h, w, cin) */
+	const float *x;   /* one sample (h, w, cin); unused with rows */
+	const float *const *rows;
+	int64_t row0;
 	const float *k;   /* (kh, kw, cin) */
 	int64_t oy;
 	float *y;

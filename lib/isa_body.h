@@ -292,18 +292,27 @@ SFX(dw3_run)(const int S, int64_t ox, int64_t hi, const float *r0,
 	return ox;
 }
 
+/* Input row iy (inside the image) of d, from channel c0 on. */
+static inline __attribute__((always_inline)) const float *
+SFX(dw_in_row)(const struct cnnviz__dw_row *d, int64_t iy, int64_t c0)
+{
+	return (d->rows ? d->rows[iy - d->row0]
+			: d->x + iy * d->g->w * d->g->cin) + c0;
+}
+
 /* One pixel of a 3x3 window that hangs over the padding: its taps inside
    the input, in (i, j) order, the weights in registers. */
 static inline __attribute__((always_inline)) V
-SFX(dw3_edge)(const struct cnnviz__conv_geom *g, const float *x,
-	      int64_t iy0, int64_t ix0, const V *w, V acc, int nn)
+SFX(dw3_edge)(const struct cnnviz__dw_row *d, int64_t c0, int64_t iy0,
+	      int64_t ix0, const V *w, V acc, int nn)
 {
+	const struct cnnviz__conv_geom *g = d->g;
 	const int64_t C = g->cin;
 	UNROLL for (int i = 0; i < 3; i++) {
 		const int64_t iy = iy0 + i * g->dh;
 		if (iy < 0 || iy >= g->h)
 			continue;
-		const float *row = x + iy * g->w * C;
+		const float *row = SFX(dw_in_row)(d, iy, c0);
 		UNROLL for (int j = 0; j < 3; j++) {
 			const int64_t ix = ix0 + j * g->dw;
 			if (ix < 0 || ix >= g->w)
@@ -337,7 +346,7 @@ SFX(dw_body)(const int full, const struct cnnviz__dw_row *d,
 	     const struct cnnviz__fuse *f, int64_t c0, int n)
 {
 	const struct cnnviz__conv_geom *g = d->g;
-	const int64_t C = g->cin, kw = g->kw, wC = g->w * C;
+	const int64_t C = g->cin, kw = g->kw;
 	const unsigned fl = f ? f->kflags : 0;
 	const int nn = full ? VL : n;
 	V bias = V_ZERO(), scale = V_ZERO(), shift = V_ZERO();
@@ -348,7 +357,7 @@ SFX(dw_body)(const int full, const struct cnnviz__dw_row *d,
 		shift = SFX(loadx)(f->shift + c0, nn);
 	}
 	const int64_t iy0 = d->oy * g->sh - g->pad_t;
-	const float *x = d->x + c0, *k = d->k + c0;
+	const float *k = d->k + c0;
 	float *y = d->y + c0;
 	const float *res = d->res ? d->res + c0 : NULL;
 
@@ -366,14 +375,16 @@ SFX(dw_body)(const int full, const struct cnnviz__dw_row *d,
 		const int64_t hi = rows_in ? d->hi : g->ow;
 		int64_t ox = 0;
 		for (; ox < lo; ox++)
-			DW_STORE(ox, SFX(dw3_edge)(g, x, iy0,
+			DW_STORE(ox, SFX(dw3_edge)(d, c0, iy0,
 						   ox * g->sw - g->pad_l, w,
 						   bias, nn));
 		if (lo < hi) {
 			const int64_t step = g->sw * C, dC = g->dw * C;
-			const float *r0 = x + iy0 * wC +
-					  (lo * g->sw - g->pad_l) * C;
-			const float *r1 = r0 + g->dh * wC, *r2 = r1 + g->dh * wC;
+			const int64_t at = (lo * g->sw - g->pad_l) * C;
+			const float *r0 = SFX(dw_in_row)(d, iy0, c0) + at;
+			const float *r1 = SFX(dw_in_row)(d, iy0 + g->dh, c0) + at;
+			const float *r2 =
+				SFX(dw_in_row)(d, iy0 + 2 * g->dh, c0) + at;
 			if (g->dw == 1 && g->sw == 1)
 				ox = SFX(dw3_run)(1, ox, hi, r0, r1, r2, C, w,
 						  bias, fl, f, scale, shift, res,
@@ -404,7 +415,7 @@ SFX(dw_body)(const int full, const struct cnnviz__dw_row *d,
 			}
 		}
 		for (; ox < g->ow; ox++)
-			DW_STORE(ox, SFX(dw3_edge)(g, x, iy0,
+			DW_STORE(ox, SFX(dw3_edge)(d, c0, iy0,
 						   ox * g->sw - g->pad_l, w,
 						   bias, nn));
 		return;
@@ -417,7 +428,7 @@ SFX(dw_body)(const int full, const struct cnnviz__dw_row *d,
 			const int64_t iy = iy0 + i * g->dh;
 			if (iy < 0 || iy >= g->h)
 				continue;
-			const float *row = x + iy * wC;
+			const float *row = SFX(dw_in_row)(d, iy, c0);
 			for (int64_t j = 0; j < kw; j++) {
 				int64_t ix = ix0 + j * g->dw;
 				if (ix < 0 || ix >= g->w)

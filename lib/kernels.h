@@ -232,6 +232,22 @@ void cnnviz__depthwise_run(const struct cnnviz__isa *isa,
 			   const struct cnnviz__act *act,
 			   const struct cnnviz__epilogue *post, float *y,
 			   struct cnnviz__pool *pool);
+/*
+ * A 1x1 conv whose output only the depthwise half reads (MobileNet's
+ * expand): computed row by row inside the tiles, into a ring of kh rows
+ * per worker (after the tile, tile_rows * ow * cin * mult floats, in
+ * scratch: CNNVIZ__RING_ROWS rows at most, multiplier 1, dilation 1, an
+ * instruction set with dw_row). No residual in its epilogue.
+ */
+#define CNNVIZ__RING_ROWS 8
+struct cnnviz__expand {
+	const struct cnnviz__packed *w; /* (cin of x, cin of the depthwise) */
+	const float *bias;              /* NULL: none */
+	const struct cnnviz__act *act;
+	const struct cnnviz__epilogue *post; /* NULL: none */
+	const float *x;                 /* (n, h, w, its cin) */
+};
+
 /* The depthwise half's own bias, activation and epilogue. */
 struct cnnviz__dw_stage {
 	const float *bias; /* NULL: none */
@@ -254,7 +270,8 @@ void cnnviz__separable_run(const struct cnnviz__conv_geom *g, int64_t n,
 			   const struct cnnviz__epilogue *post, float *y,
 			   float *scratch, size_t stride,
 			   struct cnnviz__pool *pool,
-			   const struct cnnviz__dw_stage *dws);
+			   const struct cnnviz__dw_stage *dws,
+			   const struct cnnviz__expand *ex);
 /* Rows per tile of a 1x1 conv (geometry pw) reading a depthwise conv. */
 int64_t cnnviz__dwpw_tile(const struct cnnviz__conv_geom *pw);
 

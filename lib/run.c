@@ -184,9 +184,12 @@ static int plan_offsets(struct cnnviz_session *s, const struct cnnviz__fusion *f
 		if (f && f->residual[i] >= 0 && (r = slot[f->residual[i]]) >= 0 &&
 		    iv[r].last < i)
 			iv[r].last = i;
-		/* a depthwise conv computed here reads its input here */
-		if (f && f->pre[i] >= 0 &&
-		    (r = slot[s->root[read_from(s, f, f->pre[i], 0)]]) >= 0 &&
+		/* a depthwise conv computed here reads its input here, or the
+		   expand conv computing that input reads its own */
+		int pre = f && f->pre[i] >= 0 ? f->pre[i] : -1;
+		if (pre >= 0 && f->expand[i] >= 0)
+			pre = f->expand[i];
+		if (pre >= 0 && (r = slot[s->root[read_from(s, f, pre, 0)]]) >= 0 &&
 		    iv[r].last < i)
 			iv[r].last = i;
 	}
@@ -247,6 +250,23 @@ static int plan(struct cnnviz_session *s, struct cnnviz_error *err)
 				return cnnviz__fail(err, CNNVIZ_ERR_NOMEM, NULL, "out of memory");
 			if ((rc = plan_offsets(s, &s->fusion, s->foffset, &ftotal, err)))
 				return rc;
+			/* a conv computing an expand conv's rows needs its ring */
+			for (int i = 0; i < n; i++) {
+				const struct cnnviz__layer *l = m->layers[i];
+				size_t sc;
+				if (s->fusion.expand[i] < 0)
+					continue;
+				if (cnnviz__mul_size(l->scratch_per_sample,
+						     (size_t)s->max_batch, &sc) ||
+				    cnnviz__add_size(sc, l->scratch_fixed, &sc) ||
+				    cnnviz__add_size(sc, m->layers[s->fusion.pre[i]]->ring_floats,
+						     &sc))
+					return cnnviz__fail(err, CNNVIZ_ERR_LIMIT, l->name,
+							    "batch %lld is too large",
+							    (long long)s->max_batch);
+				if (sc > scratch)
+					scratch = sc;
+			}
 		}
 	}
 	if (ftotal > total)
@@ -467,11 +487,17 @@ int cnnviz_session_run(cnnviz_session *s, const float *const *inputs,
 				struct cnnviz__pre pre;
 				if (f && f->pre[i] >= 0) {
 					int j = f->pre[i];
+					const int e = f->expand[i];
 					pre = (struct cnnviz__pre){
 						m->layers[j],
-						s->buf[read_from(s, f, j, 0)],
+						e < 0 ? s->buf[read_from(s, f, j, 0)]
+						      : NULL,
 						f->pad_folded[j],
-						f->has_post[j] ? &f->post[j] : NULL};
+						f->has_post[j] ? &f->post[j] : NULL,
+						e < 0 ? NULL : m->layers[e],
+						e < 0 ? NULL : s->buf[read_from(s, f, e, 0)],
+						e >= 0 && f->has_post[e] ? &f->post[e]
+									 : NULL};
 					io.pre = &pre;
 				}
 				l->op->forward(l, &io);

@@ -7,6 +7,7 @@
  * only by a 1x1 conv (checked by name on fixtures and by count on
  * MobileNetV2).
  */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,6 +20,7 @@
 #include <cnnviz.h>
 
 #include "internal.h" /* cnnviz__session_folded */
+#include "model.h"    /* streaming_exact: the layers' ring_floats */
 #include "util/refcheck.h"
 
 static int count_layers(const struct cnnviz_layer_info *li,
@@ -153,16 +155,20 @@ static void layers_fold(void **state)
 	(void)state;
 	static const char *const pads[] = {"pad_a", "pad_b", "pad_c", "pad_d",
 					   "pad_g"};
-	static const char *const dws[] = {"dw_a", "dw_b", "dw_c"};
+	static const char *const dws[] = {"dw_a", "dw_b", "dw_c", "dw_e"};
 	int folded, all;
 	count_folded("tests/fixtures/cases/zeropad_fold/model.h5",
 		     "ZeroPadding2D", &folded, &all, pads, 5);
 	assert_int_equal(all, 6);
 	assert_int_equal(folded, 5);
 	count_folded("tests/fixtures/cases/dw_project/model.h5",
-		     "DepthwiseConv2D", &folded, &all, dws, 3);
-	assert_int_equal(all, 4);
-	assert_int_equal(folded, 3);
+		     "DepthwiseConv2D", &folded, &all, dws, 4);
+	assert_int_equal(all, 5);
+	assert_int_equal(folded, 4);
+	/* its expand convs are too small to stream (streaming_exact) */
+	count_folded("tests/fixtures/cases/dw_project/model.h5", "Conv2D",
+		     &folded, &all, NULL, 0);
+	assert_int_equal(folded, 0);
 	const char *shared = refcheck_shared_dir();
 	if (!shared) {
 		printf("  SKIP MobileNetV2: ../shared not found\n");
@@ -179,6 +185,13 @@ static void layers_fold(void **state)
 		assert_true(all > 0);
 		assert_int_equal(folded, all);
 	}
+	/* the expand convs of the blocks at 28x28 and up stream */
+	static const char *const expands[] = {
+		"block_1_expand", "block_2_expand", "block_3_expand",
+		"block_4_expand", "block_5_expand", "block_6_expand"};
+	count_folded(path, "Conv2D", &folded, &all, expands, 6);
+	printf("  MobileNetV2-224: %d of %d Conv2D folded\n", folded, all);
+	assert_int_equal(folded, 6);
 }
 
 static int find(const cnnviz_model *m, const char *name)
@@ -266,6 +279,87 @@ static void step_times(void **state)
 	cnnviz_free(x);
 }
 
+/*
+ * The expand stage streams only on large tensors (conv.c's ring_setup);
+ * here every depthwise conv of the small dw_project fixture is made
+ * eligible, so that its blocks (stride 2 after a folded padding, stride 1
+ * with a residual Add) take the streaming path: still bit-identical to
+ * the unfused run, and within 1e-4 of the reference.
+ */
+static void streaming_exact(void **state)
+{
+	(void)state;
+	const char *dir = "tests/fixtures/cases/dw_project";
+	char path[300];
+	cnnviz_model *m = NULL;
+	cnnviz_session *s = NULL;
+	float *x = NULL, *ref = NULL, *plain = NULL;
+	int rank;
+	int64_t shape[CNNVIZ_MAX_RANK], oshape[CNNVIZ_MAX_RANK];
+	struct cnnviz_tensor t;
+	snprintf(path, sizeof path, "%s/model.h5", dir);
+	assert_int_equal(cnnviz_model_open(path, NULL, &m, NULL), 0);
+	for (int i = 0; i < m->n_layers; i++) {
+		struct cnnviz__layer *l = m->layers[i];
+		if (strcmp(l->class_name, "DepthwiseConv2D"))
+			continue;
+		/* kh rows of its input: (kh, kw, cin, mult) kernel */
+		const struct cnnviz__shape *k = &l->w[0].shape;
+		const struct cnnviz__shape *in = &m->layers[l->in[0]]->out;
+		if (k->d[3] == 1)
+			l->ring_floats = (size_t)(k->d[0] * in->d[1] * in->d[2]);
+	}
+	static const char *const streamed[] = {"expand", "expand_e"};
+	for (int k = 0; k < 2; k++) {
+		int i = cnnviz_model_find_layer(m, streamed[k]);
+		assert_true(i >= 0);
+		assert_int_equal(cnnviz_session_new(m, 1, NULL, &s, NULL), 0);
+		if (!cnnviz__session_folded(s, i))
+			fail_msg("%s does not stream", streamed[k]);
+		cnnviz_session_free(s);
+		s = NULL;
+	}
+	snprintf(path, sizeof path, "%s/input.npy", dir);
+	assert_int_equal(cnnviz_npy_read(path, &x, &rank, shape, NULL), 0);
+	snprintf(path, sizeof path, "%s/output.npy", dir);
+	assert_int_equal(cnnviz_npy_read(path, &ref, &rank, oshape, NULL), 0);
+	const float *in = x;
+	for (int threads = 1; threads <= 2; threads++) {
+		cnnviz_options *o = NULL;
+		char v[8];
+		snprintf(v, sizeof v, "%d", threads);
+		assert_int_equal(cnnviz_options_new(&o), 0);
+		assert_int_equal(cnnviz_options_set(o, "threads", v, NULL), 0);
+		assert_int_equal(cnnviz_session_new(m, shape[0], o, &s, NULL), 0);
+		cnnviz_options_free(o);
+		assert_int_equal(cnnviz_session_run(s, &in, shape[0], noop_hook,
+						    NULL, NULL), 0);
+		assert_int_equal(cnnviz_session_output(s, 0, &t), 0);
+		free(plain);
+		plain = malloc(t.count * sizeof *plain);
+		assert_non_null(plain);
+		memcpy(plain, t.data, t.count * sizeof *plain);
+		assert_int_equal(cnnviz_session_run(s, &in, shape[0], NULL, NULL,
+						    NULL), 0);
+		assert_int_equal(cnnviz_session_output(s, 0, &t), 0);
+		assert_memory_equal(plain, t.data, t.count * sizeof *plain);
+		double worst = 0;
+		for (size_t i = 0; i < t.count; i++) {
+			double d = fabs((double)t.data[i] - ref[i]) /
+				   (fabs((double)ref[i]) + 1e-3);
+			worst = d > worst ? d : worst;
+		}
+		if (worst > 1e-4)
+			fail_msg("streamed output off the reference by %g", worst);
+		cnnviz_session_free(s);
+		s = NULL;
+	}
+	free(plain);
+	cnnviz_free(x);
+	cnnviz_free(ref);
+	cnnviz_model_free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -273,6 +367,7 @@ int main(void)
 		cmocka_unit_test(real_models_fuse_exactly),
 		cmocka_unit_test(layers_fold),
 		cmocka_unit_test(step_times),
+		cmocka_unit_test(streaming_exact),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

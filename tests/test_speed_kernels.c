@@ -545,7 +545,7 @@ static void dw_one(const struct cnnviz__isa *isa, const struct cc *c0,
 			if (sep_out)
 				cnnviz__separable_run(&g, c.n, tile, x, k, &pw,
 						      bp, e.actp, e.postp, out,
-						      scratch, 0, NULL, NULL);
+						      scratch, 0, NULL, NULL, NULL);
 			else
 				cnnviz__depthwise_run(isa, &g, c.n, x, k, bp,
 						      e.actp, e.postp, out,
@@ -658,7 +658,7 @@ static void test_thread_bits(void **state)
 		cnnviz__separable_run(&g, 2, tile, x, k, &pw, k, e.actp,
 				      e.postp, ys[t], sep_scr,
 				      (size_t)(tile * g.ow * 16), pools[t],
-				      NULL);
+				      NULL, NULL);
 		if (t) {
 			same_bits("conv threads", yc[t], yc[0], ny);
 			same_bits("depthwise threads", yd[t], yd[0], nd);

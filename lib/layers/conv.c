@@ -9,6 +9,7 @@
 
 #include "../internal.h"
 #include "../kernels.h"
+#include "../isa.h"
 #include "../model.h"
 #include "grad.h"
 #include "params.h"
@@ -255,6 +256,32 @@ static void take_dw_setup(struct cnnviz__setup *s, struct conv *p)
 	l->can_take_dw = 1;
 }
 
+/*
+ * A depthwise conv whose input rows can come from a ring (the 1x1 conv
+ * that computes them works inside the conv that takes this one): kh rows
+ * of its input, for the kernels that read rows through pointers.
+ *
+ * It pays where the input is large (it would leave the cache between the
+ * two convs) and its rows long: each row's 1x1 conv reads all of that
+ * conv's weights, which short rows (MobileNetV2 at 14x14, 7x7) cannot
+ * amortise. Measured on MobileNetV2-224: streaming every block was slower
+ * at 2 threads than not streaming at all.
+ */
+#define RING_MIN_WIDTH 24
+#define RING_MIN_FLOATS (INT64_C(1) << 17)
+
+static void ring_setup(struct cnnviz__setup *s, struct conv *p)
+{
+	const struct cnnviz__conv_geom *g = &p->g;
+	size_t floats;
+	if (g->w < RING_MIN_WIDTH || g->h * g->w * g->cin < RING_MIN_FLOATS ||
+	    g->mult != 1 || g->dh != 1 || g->kh > CNNVIZ__RING_ROWS ||
+	    !p->isa->dw_row || s->l->channels_first ||
+	    cnnviz__mul_size((size_t)g->kh, (size_t)(g->w * g->cin), &floats))
+		return;
+	s->l->ring_floats = floats;
+}
+
 /* ---------------------------------------------------------------- Conv2D */
 
 static int conv2d_setup(struct cnnviz__setup *s)
@@ -385,12 +412,22 @@ static void dw_then_conv2d(const struct cnnviz__layer *l,
 	const struct cnnviz__packed pw = {p->plan.isa, p->g.cin, p->g.cout,
 					  p->plan.w, p->plan.pairs};
 	const struct cnnviz__dw_stage dws = {d->bias, &d->act, pre->post};
+	size_t stride = l->scratch_fixed +
+			l->scratch_per_sample * (size_t)io->batch;
+	struct cnnviz__packed ew;
+	struct cnnviz__expand ex;
+	if (pre->expand) {
+		const struct conv *e = pre->expand->p;
+		ew = (struct cnnviz__packed){e->plan.isa, e->g.cin, e->g.cout,
+					     e->plan.w, e->plan.pairs};
+		ex = (struct cnnviz__expand){&ew, e->bias, &e->act,
+					     pre->expand_post, pre->expand_x};
+		stride += pre->l->ring_floats;
+	}
 	cnnviz__separable_run(&g, io->batch, p->dw_tile, pre->x, d->kernel,
 			      &pw, p->bias, &p->act, io->post, io->out,
-			      io->scratch,
-			      l->scratch_fixed +
-				      l->scratch_per_sample * (size_t)io->batch,
-			      io->pool, &dws);
+			      io->scratch, stride, io->pool, &dws,
+			      pre->expand ? &ex : NULL);
 }
 
 static void conv2d_forward(const struct cnnviz__layer *l,
@@ -450,6 +487,7 @@ static int depthwise_conv2d_setup(struct cnnviz__setup *s)
 		return rc;
 	p->isa = cnnviz__isa_best();
 	fold_pad_setup(s, p);
+	ring_setup(s, p);
 	return set_out(s, p);
 }
 
@@ -549,7 +587,7 @@ static void separable_conv2d_forward(const struct cnnviz__layer *l,
 			      io->scratch,
 			      l->scratch_fixed +
 				      l->scratch_per_sample * (size_t)io->batch,
-			      io->pool, NULL);
+			      io->pool, NULL, NULL);
 }
 
 /* ------------------------------------------------------- Conv2DTranspose */
