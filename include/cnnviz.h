@@ -294,11 +294,19 @@ int cnnviz_npy_read(const char *path, float **data, int *rank,
 		    int64_t shape[CNNVIZ_MAX_RANK], struct cnnviz_error *err);
 
 /*
- * Writes a float32 C-order .npy file atomically: to a temporary name in
- * the same folder, then renamed; no partial file is left on error.
+ * Writes a float32 C-order .npy file atomically, as cnnviz_file_write().
  */
 int cnnviz_npy_write(const char *path, const float *data, int rank,
 		     const int64_t *shape, struct cnnviz_error *err);
+
+/*
+ * Writes size bytes to path whole or not at all, the way every file the
+ * library writes (.npy, PNG) is written: to a hidden temporary name in the
+ * same folder (mode 0666 under the umask), flushed to disk, then renamed
+ * over path. On error path is untouched and no temporary is left.
+ */
+int cnnviz_file_write(const char *path, const void *data, size_t size,
+		      struct cnnviz_error *err);
 
 /* Frees memory that a cnnviz_* call returned as "new" raw memory. */
 void cnnviz_free(void *ptr);

@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <jansson.h>
 
@@ -28,6 +29,24 @@ int cnnviz__fail(struct cnnviz_error *err, int code, const char *where,
 /* Sets err->file when it is still empty. */
 void cnnviz__error_file(struct cnnviz_error *err, const char *file);
 void cnnviz__error_clear(struct cnnviz_error *err);
+
+/* ----------------------------------------------------------------- files */
+
+/*
+ * A file written whole or not at all (outfile.c): write to o->f after
+ * open, then commit (written: every write succeeded; then flush, fsync,
+ * rename over path) or discard. Errors name path.
+ */
+struct cnnviz__outfile {
+	FILE *f;
+	const char *path; /* borrowed until commit or discard */
+	char tmp[4096];
+};
+int cnnviz__outfile_open(struct cnnviz__outfile *o, const char *path,
+			 struct cnnviz_error *err);
+int cnnviz__outfile_commit(struct cnnviz__outfile *o, int written,
+			   struct cnnviz_error *err);
+void cnnviz__outfile_discard(struct cnnviz__outfile *o);
 
 /* ---------------------------------------------------------------- sizes */
 

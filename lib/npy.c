@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "internal.h"
 
@@ -194,35 +193,16 @@ int cnnviz_npy_write(const char *path, const float *data, int rank,
 	memset(hdr + n, ' ', pad);
 	hdr[(size_t)n + pad] = '\n';
 	size_t hlen = (size_t)n + pad + 1;
-	size_t plen = strlen(path);
-	char *tmp = malloc(plen + 16);
-	if (!tmp)
-		return cnnviz__fail(err, CNNVIZ_ERR_NOMEM, NULL, "out of memory");
-	snprintf(tmp, plen + 16, "%s.tmpXXXXXX", path);
-	int fd = mkstemp(tmp);
-	FILE *fp = fd >= 0 ? fdopen(fd, "wb") : NULL;
 	unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0,
 				 (unsigned char)(hlen & 0xff),
 				 (unsigned char)(hlen >> 8)};
-	int ok = fp && fwrite(pre, 1, 10, fp) == 10 &&
-		 fwrite(hdr, 1, hlen, fp) == hlen &&
-		 (count == 0 || fwrite(data, sizeof *data, count, fp) == count);
-	if (fp) {
-		if (fclose(fp) != 0)
-			ok = 0;
-	} else if (fd >= 0) {
-		close(fd);
-	}
-	if (ok && rename(tmp, path) != 0)
-		ok = 0;
-	int saved = errno;
-	if (!ok && fd >= 0)
-		unlink(tmp);
-	free(tmp);
-	if (!ok) {
-		cnnviz__error_file(err, path);
-		return cnnviz__fail(err, CNNVIZ_ERR_IO, NULL, "cannot write: %s",
-				    strerror(saved));
-	}
-	return CNNVIZ_OK;
+	struct cnnviz__outfile o;
+	int rc = cnnviz__outfile_open(&o, path, err);
+	if (rc)
+		return rc;
+	return cnnviz__outfile_commit(
+		&o,
+		fwrite(pre, 1, 10, o.f) == 10 && fwrite(hdr, 1, hlen, o.f) == hlen &&
+			(!count || fwrite(data, sizeof *data, count, o.f) == count),
+		err);
 }

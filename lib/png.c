@@ -5,13 +5,10 @@
  * libpng's warnings (which it would print) are dropped.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <setjmp.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <png.h>
 
@@ -222,96 +219,44 @@ static int encode_body(struct png_ctx *c)
 }
 
 /* "dir/.name.tmp-PID-N" for "dir/name". */
-static int temp_name(const char *path, char *buf, size_t size)
-{
-	static atomic_uint counter;
-	const char *slash = strrchr(path, '/');
-	size_t dir = slash ? (size_t)(slash - path) + 1 : 0;
-	unsigned n = atomic_fetch_add(&counter, 1);
-	int len = snprintf(buf, size, "%.*s.%s.tmp-%ld-%u", (int)dir, path,
-			   path + dir, (long)getpid(), n);
-
-	return len < 0 || (size_t)len >= size ? -1 : 0;
-}
-
 int cnnviz_image_write_png(const cnnviz_image *img, const char *path,
 			   struct cnnviz_error *err)
 {
 	struct png_ctx c;
-	char tmp[4096];
-	int fd = -1, rc;
+	struct cnnviz__outfile o;
+	int rc;
 
 	cnnviz__error_clear(err);
 	if (!img || !path || !path[0])
 		return cnnviz__fail(err, CNNVIZ_ERR_ARG, NULL,
 				    "image or path is missing");
 	if (img->width > PNG_UINT_31_MAX || img->height > PNG_UINT_31_MAX) {
-		rc = cnnviz__fail(err, CNNVIZ_ERR_LIMIT, NULL,
-				  "image too large for PNG");
-		goto out_file;
+		cnnviz__error_file(err, path);
+		return cnnviz__fail(err, CNNVIZ_ERR_LIMIT, NULL,
+				    "image too large for PNG");
 	}
+	if ((rc = cnnviz__outfile_open(&o, path, err)))
+		return rc;
 	memset(&c, 0, sizeof c);
 	c.img = img;
-	for (int tries = 0; fd < 0 && tries < 100; tries++) {
-		if (temp_name(path, tmp, sizeof tmp)) {
-			rc = cnnviz__fail(err, CNNVIZ_ERR_IO, NULL,
-					  "path too long");
-			goto out_file;
-		}
-		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-		if (fd < 0 && errno != EEXIST)
-			break;
-	}
-	if (fd < 0) {
-		rc = cnnviz__fail(err, CNNVIZ_ERR_IO, NULL,
-				  "cannot create a file next to it: %s",
-				  strerror(errno));
-		goto out_file;
-	}
-	c.f = fdopen(fd, "wb");
-	if (!c.f) {
-		rc = cnnviz__fail(err, CNNVIZ_ERR_NOMEM, NULL,
-				  "cannot open a stream: %s", strerror(errno));
-		close(fd);
-		goto out_unlink;
-	}
+	c.f = o.f;
 	c.png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &c, on_error,
 					on_warning);
 	if (c.png)
 		c.info = png_create_info_struct(c.png);
-	if (!c.png || !c.info) {
+	if (!c.png || !c.info)
 		rc = cnnviz__fail(err, CNNVIZ_ERR_NOMEM, NULL,
 				  "cannot start libpng");
-		goto out_destroy;
-	}
-	if (encode_body(&c)) {
+	else if (encode_body(&c))
 		rc = cnnviz__fail(err, CNNVIZ_ERR_IO, NULL,
 				  "cannot write PNG: %s (%s)", c.msg,
 				  strerror(errno));
-		goto out_destroy;
-	}
-	/* Data on disk before the rename makes the new name visible. */
-	if (fflush(c.f) != 0 || fsync(fileno(c.f)) != 0) {
-		rc = cnnviz__fail(err, CNNVIZ_ERR_IO, NULL, "write error: %s",
-				  strerror(errno));
-		goto out_destroy;
-	}
-	rc = CNNVIZ_OK;
-out_destroy:
 	png_destroy_write_struct(c.png ? &c.png : NULL,
 				 c.info ? &c.info : NULL);
-	if (fclose(c.f) != 0 && rc == CNNVIZ_OK)
-		rc = cnnviz__fail(err, CNNVIZ_ERR_IO, NULL, "write error: %s",
-				  strerror(errno));
-	if (rc == CNNVIZ_OK && rename(tmp, path) != 0)
-		rc = cnnviz__fail(err, CNNVIZ_ERR_IO, NULL,
-				  "cannot rename the finished file into "
-				  "place: %s", strerror(errno));
-out_unlink:
-	if (rc)
-		unlink(tmp);
-out_file:
-	if (rc)
+	if (rc) {
+		cnnviz__outfile_discard(&o);
 		cnnviz__error_file(err, path);
-	return rc;
+		return rc;
+	}
+	return cnnviz__outfile_commit(&o, 1, err);
 }

@@ -296,22 +296,85 @@ static void npy_case(const struct bad_case *c, const char *path)
 	cnnviz_free(data);
 }
 
-/* Nothing named <base>.tmp* may be left next to the target. */
+/* Nothing named [.]<base>.tmp* may be left next to the target. */
 static void check_no_temp(const char *target)
 {
-	char dir[PATH_MAX], base[256];
+	char dir[PATH_MAX], base[256], hidden[258];
 	const char *slash = strrchr(target, '/');
 	snprintf(dir, sizeof dir, "%.*s", (int)(slash - target), target);
 	snprintf(base, sizeof base, "%s.tmp", slash + 1);
+	snprintf(hidden, sizeof hidden, ".%s", base);
 	DIR *d = opendir(dir);
 	if (!d)
 		return; /* the folder does not exist: nothing could be left */
 	struct dirent *de;
 	while ((de = readdir(d)))
-		if (strncmp(de->d_name, base, strlen(base)) == 0)
+		if (strncmp(de->d_name, base, strlen(base)) == 0 ||
+		    strncmp(de->d_name, hidden, strlen(hidden)) == 0)
 			fail_msg("temporary file %s/%s was left behind", dir,
 				 de->d_name);
 	closedir(d);
+}
+
+/* path holds exactly text. */
+static void check_content(const char *path, const char *text)
+{
+	char buf[64];
+	FILE *f = fopen(path, "rb");
+	assert_non_null(f);
+	size_t n = fread(buf, 1, sizeof buf, f);
+	fclose(f);
+	assert_int_equal(n, strlen(text));
+	assert_memory_equal(buf, text, n);
+}
+
+/*
+ * cnnviz_file_write, which every file the library writes goes through:
+ * a new file gets the umask's mode (mkstemp's 0600 used to leak out), an
+ * existing one is replaced whole, a failure leaves the target and no
+ * temporary behind and names the file.
+ */
+static void file_write_whole_or_nothing(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/cnnviz-write-XXXXXX", path[PATH_MAX];
+	struct cnnviz_error e;
+	struct stat st;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof path, "%s/out.json", dir);
+	mode_t old = umask(022);
+	assert_int_equal(cnnviz_file_write(path, "abc", 3, &e), CNNVIZ_OK);
+	umask(old);
+	check_content(path, "abc");
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0644);
+	assert_int_equal(cnnviz_file_write(path, "defg", 4, &e), CNNVIZ_OK);
+	check_content(path, "defg");
+	check_no_temp(path);
+	/* a folder in the way: the old file stays, nothing else appears */
+	char blocked[PATH_MAX];
+	snprintf(blocked, sizeof blocked, "%s/sub", dir);
+	assert_int_equal(mkdir(blocked, 0755), 0);
+	assert_int_equal(chmod(blocked, 0555), 0);
+	snprintf(blocked, sizeof blocked, "%s/sub/x.npy", dir);
+	static const float v[2] = {1, 2};
+	static const int64_t shape[1] = {2};
+	int rc = cnnviz_npy_write(blocked, v, 1, shape, &e);
+	if (geteuid() != 0) { /* root writes into read-only folders */
+		assert_int_equal(rc, CNNVIZ_ERR_IO);
+		assert_string_equal(e.file, blocked);
+		check_no_temp(blocked);
+	}
+	snprintf(blocked, sizeof blocked, "%s/none/x.json", dir);
+	assert_int_equal(cnnviz_file_write(blocked, "x", 1, &e), CNNVIZ_ERR_IO);
+	assert_string_equal(e.file, blocked);
+	assert_non_null(strstr(e.message, "No such file"));
+	assert_int_equal(cnnviz_file_write(NULL, "x", 1, &e), CNNVIZ_ERR_ARG);
+	assert_int_equal(cnnviz_file_write(path, NULL, 1, &e), CNNVIZ_ERR_ARG);
+	check_content(path, "defg");
+	char cmd[PATH_MAX + 16];
+	snprintf(cmd, sizeof cmd, "chmod -R u+w %s; rm -rf %s", dir, dir);
+	assert_int_equal(system(cmd), 0);
 }
 
 static void npy_write_case(const struct bad_case *c, const char *path)
@@ -438,7 +501,7 @@ int main(void)
 		return 1;
 	}
 	qsort(cases, (size_t)n, sizeof *cases, by_name);
-	struct CMUnitTest *tests = calloc((size_t)n, sizeof *tests);
+	struct CMUnitTest *tests = calloc((size_t)n + 1, sizeof *tests);
 	if (!tests)
 		return 1;
 	for (int i = 0; i < n; i++) {
@@ -446,7 +509,9 @@ int main(void)
 		tests[i].test_func = run_case;
 		tests[i].initial_state = &cases[i];
 	}
-	int failed = _cmocka_run_group_tests("bad_input", tests, (size_t)n,
+	tests[n].name = "file_write_whole_or_nothing";
+	tests[n].test_func = file_write_whole_or_nothing;
+	int failed = _cmocka_run_group_tests("bad_input", tests, (size_t)n + 1,
 					     NULL, NULL);
 	free(tests);
 	free(cases);

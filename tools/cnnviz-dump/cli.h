@@ -59,9 +59,8 @@ int cli_publish_dir(const char *stage, const char *dir);
 int cli_publish_files(const char *stage, const char *dir);
 void cli_remove_tree(const char *dir);
 int cli_mkdir_p(const char *dir);
-/* JSON written atomically (temp + rename). */
+/* JSON and text written whole or not at all (cnnviz_file_write). */
 int cli_write_json(json_t *doc, const char *path);
-/* Text written atomically. */
 int cli_write_text(const char *path, const char *text, size_t len);
 
 /* Layer selection: "all", "conv", "last-conv", "none", "3-7", names,

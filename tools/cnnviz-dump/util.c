@@ -173,25 +173,8 @@ int cli_publish_dir(const char *stage, const char *dir)
 
 int cli_write_text(const char *path, const char *text, size_t len)
 {
-	char tmp[4200];
-	snprintf(tmp, sizeof tmp, "%s.tmpXXXXXX", path);
-	int fd = mkstemp(tmp);
-	if (fd < 0)
-		return -1;
-	FILE *f = fdopen(fd, "w");
-	if (!f) {
-		close(fd);
-		unlink(tmp);
-		return -1;
-	}
-	int ok = fwrite(text, 1, len, f) == len;
-	if (fclose(f) != 0)
-		ok = 0;
-	if (ok && rename(tmp, path) != 0)
-		ok = 0;
-	if (!ok)
-		unlink(tmp);
-	return ok ? 0 : -1;
+	/* the caller names what failed */
+	return cnnviz_file_write(path, text, len, NULL) ? -1 : 0;
 }
 
 int cli_write_json(json_t *doc, const char *path)
