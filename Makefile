@@ -67,7 +67,15 @@ lib: $(STATIC) $(SHARED)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(ISA_FLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(ALL_CFLAGS) $(ISA_FLAGS) $(VEC_FLAGS) -MMD -MP -c $< -o $@
+
+# The backward pass is element-wise loops over whole tensors: let GCC
+# vectorise them (-O2 barely does; -fno-trapping-math lets it turn the
+# ReLU derivatives' comparisons into selects). Without -ffast-math no sum
+# is reordered and no value changes: results keep every bit.
+GRAD_OBJ := $(filter $(BUILD)/lib/grad.o $(BUILD)/lib/layers/%_grad.o,$(LIB_OBJ))
+$(GRAD_OBJ): VEC_FLAGS := -ftree-vectorize -fvect-cost-model=dynamic \
+	-fno-trapping-math
 
 # Hot kernels built once per instruction set; lib/cpu.c picks one at run
 # time (CNNVIZ_ISA=avx512|avx2|generic forces one). Elsewhere these files

@@ -96,11 +96,63 @@ static double act_deriv(const struct cnnviz__act *a, float x, float y)
 	}
 }
 
+/*
+ * The ReLU family, from the output alone: the derivative is 1, 0 or a
+ * float slope, and a float product is exactly what act_deriv's double
+ * product rounds to, so this loop (which the compiler vectorises) gives
+ * the same bits as the general one, many times faster.
+ */
+static int relu_like(const struct cnnviz__act *a, float *slope, float *max)
+{
+	switch (a->kind) {
+	case CNNVIZ__ACT_RELU:
+		*slope = a->slope;
+		*max = a->max_value; /* < 0: none */
+		return 1;
+	case CNNVIZ__ACT_RELU6:
+		*slope = 0.0f;
+		*max = 6.0f;
+		return 1;
+	case CNNVIZ__ACT_LEAKY_RELU:
+		if (a->alpha < 0.0f)
+			return 0;
+		*slope = a->alpha;
+		*max = -1.0f;
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+static void relu_backward(const struct cnnviz__act *a, float slope,
+			  float max, const float *y, const float *dy,
+			  float *dx, size_t n, int accumulate)
+{
+	/* at 0: ReLU's derivative is 0, LeakyReLU's alpha (act_deriv) */
+	const float at0 = a->kind == CNNVIZ__ACT_LEAKY_RELU ? slope : 0.0f;
+	const float cap = max >= 0.0f ? max : INFINITY;
+	/* selects, not branches, and no conditional load: vectorisable */
+#define RELU_D(v)                                                              \
+	((v) >= cap ? 0.0f : (v) > 0.0f ? 1.0f : (v) < 0.0f ? slope : at0)
+	if (accumulate)
+		for (size_t i = 0; i < n; i++)
+			dx[i] += dy[i] * RELU_D(y[i]);
+	else
+		for (size_t i = 0; i < n; i++)
+			dx[i] = dy[i] * RELU_D(y[i]);
+#undef RELU_D
+}
+
 void cnnviz__act_backward(const struct cnnviz__act *a, const float *x,
 			  const float *y, const float *dy, float *dx,
 			  size_t rows, size_t cols, int accumulate)
 {
 	size_t n = rows * cols;
+	float slope, max;
+	if (relu_like(a, &slope, &max)) {
+		relu_backward(a, slope, max, y, dy, dx, n, accumulate);
+		return;
+	}
 	if (a->kind == CNNVIZ__ACT_SOFTMAX) {
 		/* dx = y (dy - sum(dy y)) per row */
 		for (size_t r = 0; r < rows; r++) {

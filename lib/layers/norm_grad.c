@@ -12,6 +12,13 @@ void cnnviz__affine_backward(const struct cnnviz__layer *l,
 {
 	const struct affine *p = l->p;
 	float *d = dx[0];
+	if (p->inner == 1) { /* channels last: a loop the compiler vectorises */
+		for (int64_t o = 0; o < io->batch * p->outer; o++, d += p->c,
+			     dy += p->c)
+			for (int64_t j = 0; j < p->c; j++)
+				d[j] += dy[j] * p->scale[j];
+		return;
+	}
 	for (int64_t o = 0; o < io->batch * p->outer; o++)
 		for (int64_t j = 0; j < p->c; j++) {
 			const float s = p->scale[j];
