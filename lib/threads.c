@@ -176,18 +176,28 @@ void cnnviz__parallel_for(struct cnnviz__pool *p, int64_t n_tasks,
 			  void (*fn)(void *ctx, int64_t task, int worker),
 			  void *ctx)
 {
-	if (!p || n_tasks <= 1) {
+	/* (the ticket counts tasks in 32 bits; no job comes near) */
+	if (!p || n_tasks <= 1 || n_tasks >= (int64_t)0xffffffffu) {
 		for (int64_t t = 0; t < n_tasks; t++)
 			fn(ctx, t, 0);
 		return;
 	}
-	/* No task of the previous job is running: it ended below. */
+	/*
+	 * No task of the previous job is running: it ended below. But a
+	 * worker may still be about to claim one: it read the old ticket
+	 * (an index at the old job's end) and will compare that index with
+	 * n_tasks before its compare-and-swap. Close the ticket first, with
+	 * the new tag and no free index, so that swap fails whatever n_tasks
+	 * it sees; only then change the job, and publish its first index.
+	 */
+	const uint_fast64_t job = atomic_load(&p->job) + 1;
+	const uint_fast64_t tag = (job & 0xffffffffu) << 32;
+	atomic_store(&p->ticket, tag | 0xffffffffu);
 	p->fn = fn;
 	p->ctx = ctx;
 	atomic_store(&p->n_tasks, n_tasks);
 	atomic_store(&p->finished, 0);
-	uint_fast64_t job = atomic_load(&p->job) + 1;
-	atomic_store(&p->ticket, (job & 0xffffffffu) << 32);
+	atomic_store(&p->ticket, tag);
 	atomic_store(&p->job, job);
 	if (atomic_load(&p->sleepers)) {
 		pthread_mutex_lock(&p->lock);
