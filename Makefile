@@ -73,8 +73,10 @@ $(BUILD)/%.o: %.c
 # vectorise them (-O2 barely does; -fno-trapping-math lets it turn the
 # ReLU derivatives' comparisons into selects). Without -ffast-math no sum
 # is reordered and no value changes: results keep every bit.
-GRAD_OBJ := $(filter $(BUILD)/lib/grad.o $(BUILD)/lib/layers/%_grad.o,$(LIB_OBJ))
-$(GRAD_OBJ): VEC_FLAGS := -ftree-vectorize -fvect-cost-model=dynamic \
+# finite.c's integer loop over all weights at load profits the same way.
+VEC_OBJ := $(filter $(BUILD)/lib/grad.o $(BUILD)/lib/finite.o \
+	     $(BUILD)/lib/layers/%_grad.o,$(LIB_OBJ))
+$(VEC_OBJ): VEC_FLAGS := -ftree-vectorize -fvect-cost-model=dynamic \
 	-fno-trapping-math
 
 # Hot kernels built once per instruction set; lib/cpu.c picks one at run

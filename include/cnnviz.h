@@ -199,6 +199,15 @@ int cnnviz_model_input_layer(const cnnviz_model *model, int i);
 int cnnviz_model_output_layer(const cnnviz_model *model, int i);
 /* Keras version recorded in the file ("2.4.0"), or "" if none. Borrowed. */
 const char *cnnviz_model_keras_version(const cnnviz_model *model);
+/*
+ * What a loaded model has that is not an error but should be known:
+ * weights holding NaN or infinite values, naming the layer and weight
+ * (such a model loads and runs, as in Keras, but what depends on those
+ * weights comes out NaN or infinite). The i-th text, or NULL past the
+ * end; at most 32, the last one then counting the rest. Borrowed, lives
+ * with the model.
+ */
+const char *cnnviz_model_warning(const cnnviz_model *model, int i);
 /* Total parameter count. */
 int64_t cnnviz_model_param_count(const cnnviz_model *model);
 

@@ -48,6 +48,10 @@ int cnnviz__outfile_commit(struct cnnviz__outfile *o, int written,
 			   struct cnnviz_error *err);
 void cnnviz__outfile_discard(struct cnnviz__outfile *o);
 
+/* NaN and infinite values among x[0..n) (finite.c). */
+void cnnviz__count_nonfinite(const float *x, size_t n, size_t *nan,
+			     size_t *inf);
+
 /* ---------------------------------------------------------------- sizes */
 
 /* *out = a * b; returns 0, or -1 on overflow of size_t. */

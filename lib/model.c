@@ -353,11 +353,70 @@ int cnnviz__model_setup(struct cnnviz_model *m, struct cnnviz_error *err)
 	return rc;
 }
 
+/*
+ * Keeps a warning (text copied into the model arena). Past the limit the
+ * last slot is replaced by the count of the weights it no longer names.
+ */
+static int add_warning(struct cnnviz_model *m, struct cnnviz_error *err,
+		       const char *text)
+{
+	char buf[160];
+	if (m->n_warnings == CNNVIZ__MAX_WARNINGS) {
+		m->warnings_dropped++;
+		snprintf(buf, sizeof buf,
+			 "... and %lld more weights hold NaN or infinite values",
+			 (long long)m->warnings_dropped + 1);
+		text = buf;
+		m->n_warnings--;
+	}
+	const char *copy = cnnviz__model_strdup(m, text);
+	if (!copy)
+		return cnnviz__fail(err, CNNVIZ_ERR_NOMEM, NULL, "out of memory");
+	m->warnings[m->n_warnings++] = copy;
+	return CNNVIZ_OK;
+}
+
+/*
+ * Weights holding NaN or infinite values load and run, as in Keras, but
+ * everything that depends on them comes out NaN or infinite: say so, per
+ * weight, before finish() reorders them.
+ */
+static int check_finite(struct cnnviz_model *m, const struct cnnviz__layer *l,
+			struct cnnviz_error *err)
+{
+	if (l->share_of >= 0)
+		return CNNVIZ_OK; /* the first call's weights */
+	for (int k = 0; k < l->n_w; k++) {
+		const struct cnnviz__weight *w = &l->w[k];
+		size_t nan, inf;
+		if (!w->data)
+			continue;
+		cnnviz__count_nonfinite(w->data, cnnviz__shape_count(&w->shape),
+					&nan, &inf);
+		if (!nan && !inf)
+			continue;
+		char text[600];
+		snprintf(text, sizeof text,
+			 "layer '%.200s': weight '%.60s' holds %zu NaN and %zu "
+			 "infinite values; outputs that depend on it will be "
+			 "NaN or infinite", l->name, w->canon, nan, inf);
+		int rc = add_warning(m, err, text);
+		if (rc)
+			return rc;
+	}
+	return CNNVIZ_OK;
+}
+
 int cnnviz__model_finish(struct cnnviz_model *m, struct cnnviz_error *err)
 {
 	for (int i = 0; i < m->n_layers; i++) {
 		struct cnnviz__layer *l = m->layers[i];
 		m->total_params += l->params;
+		if (l->alias_of < 0) {
+			int rc = check_finite(m, l, err);
+			if (rc)
+				return rc;
+		}
 		if (!l->op || !l->op->finish || l->alias_of >= 0)
 			continue;
 		struct cnnviz__setup s = {m, l, l->cfg, m->keras_major,
@@ -433,6 +492,11 @@ int cnnviz_model_input_layer(const cnnviz_model *m, int i)
 int cnnviz_model_output_layer(const cnnviz_model *m, int i)
 {
 	return m && i >= 0 && i < m->n_outputs ? m->outputs[i] : -1;
+}
+
+const char *cnnviz_model_warning(const cnnviz_model *m, int i)
+{
+	return m && i >= 0 && i < m->n_warnings ? m->warnings[i] : NULL;
 }
 
 const char *cnnviz_model_keras_version(const cnnviz_model *m)

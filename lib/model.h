@@ -7,6 +7,9 @@
 
 struct cnnviz__block;
 
+/* Warnings kept per model; the last one counts any beyond. */
+#define CNNVIZ__MAX_WARNINGS 32
+
 struct cnnviz_model {
 	char *source;            /* file name for messages */
 	char keras_version[32];
@@ -23,6 +26,11 @@ struct cnnviz_model {
 	struct cnnviz__block *blocks; /* cnnviz__model_alloc */
 	float *weights;               /* one arena for all parameters */
 	int64_t total_params;
+
+	/* cnnviz_model_warning(): texts in the model arena */
+	const char *warnings[CNNVIZ__MAX_WARNINGS];
+	int n_warnings;
+	int64_t warnings_dropped;
 };
 
 /* Weights come from a legacy Keras HDF5 group or a Keras 3 zip's file. */

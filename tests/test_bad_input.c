@@ -44,6 +44,7 @@ struct bad_case {
 	int n_opt;
 	char run[32];
 	char args[512];
+	char warning[256]; /* fragment of the model's one warning, if any */
 };
 
 static void trim(char *s)
@@ -103,6 +104,8 @@ static int read_expect(struct bad_case *c)
 			copy(c->run, sizeof c->run, v);
 		} else if (strcmp(line, "args") == 0) {
 			copy(c->args, sizeof c->args, v);
+		} else if (strcmp(line, "warning") == 0) {
+			copy(c->warning, sizeof c->warning, v);
 		}
 	}
 	fclose(f);
@@ -224,6 +227,14 @@ static void model_case(const struct bad_case *c, const char *path)
 	check_status(c, rc, "file");
 	if (rc == CNNVIZ_OK) {
 		assert_non_null(m);
+		/* exactly the expected warning, or none */
+		const char *w = cnnviz_model_warning(m, 0);
+		if (c->warning[0] && (!w || !strstr(w, c->warning)))
+			fail_msg("%s: warning \"%s\" missing (got \"%s\")", c->name,
+				 c->warning, w ? w : "none");
+		if (!c->warning[0] && w)
+			fail_msg("%s: unexpected warning \"%s\"", c->name, w);
+		assert_null(cnnviz_model_warning(m, c->warning[0] ? 1 : 0));
 		run_model(c, m);
 	} else {
 		assert_null(m);

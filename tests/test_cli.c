@@ -219,6 +219,10 @@ static void report_folder_is_complete(void **state)
 	json_array_foreach(pred, i, v)
 		sum += json_real_value(v);
 	assert_true(fabs(sum - 1.0) < 1e-5); /* softmax head */
+	/* model.warnings: always there, empty for finite weights */
+	json_t *warn = json_object_get(json_object_get(m, "model"), "warnings");
+	assert_true(json_is_array(warn));
+	assert_int_equal(json_array_size(warn), 0);
 	json_decref(m);
 	/* A failing second run leaves the first report as it was. */
 	snprintf(args, sizeof args, "examples/demo/demo_model.h5 %s/demo/input.npy -o %s -q",
@@ -390,6 +394,22 @@ static int teardown(void **state)
 	return system(cmd) == 0 ? 0 : -1;
 }
 
+/* A model with NaN/Inf weights runs, with a warning naming the weight
+   (not with -q). */
+static void nonfinite_weights_warn(void **state)
+{
+	(void)state;
+	char err[2048];
+	assert_int_equal(run("--summary tests/bad/nan_inf_weights/model.h5", err,
+			     sizeof err), 0);
+	assert_non_null(strstr(err, "cnnviz-dump: warning: "
+				    "tests/bad/nan_inf_weights/model.h5: layer 'd1': "
+				    "weight 'kernel' holds 1 NaN and 1 infinite"));
+	assert_int_equal(run("-q --summary tests/bad/nan_inf_weights/model.h5",
+			     err, sizeof err), 0);
+	assert_string_equal(err, "");
+}
+
 /*
  * --bench --profile: one line per layer timed in the fused runs (folded
  * layers: 0 ms and the step that computed them), then the summary line.
@@ -456,6 +476,7 @@ int main(void)
 		cmocka_unit_test(real_emotion_model_report),
 		cmocka_unit_test(cam_does_not_change_later_overlays),
 		cmocka_unit_test(bench_profile_lines),
+		cmocka_unit_test(nonfinite_weights_warn),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -10,6 +10,8 @@ Every file is built here from scratch (tiny Keras-layout HDF5 files,
 twice gives the same bytes. The `expect` keys:
 
     kind     model | image | npy | npy_write | cli          (default model)
+    warning  a fragment of the model's one warning (status OK); without
+             it an OK model must have none
     input    the file handed to the library, relative to the case folder
     status   the status name, e.g. ERR_FORMAT (OK: must open and run)
     message  a fragment the formatted error must contain (repeatable)
@@ -550,7 +552,9 @@ def nan_inf_weights(d):
     k[0, 0] = np.nan
     k[1, 1] = np.inf
     w[0] = ("d1", [("d1/kernel:0", k), w[0][1][1]])
-    return model_case(d, {"status": "OK", "run": "nonfinite"}, weights=w)
+    return model_case(d, {"status": "OK", "run": "nonfinite",
+                          "warning": "layer 'd1': weight 'kernel' holds 1 NaN and 1 infinite"},
+                      weights=w)
 
 
 @case
@@ -972,6 +976,8 @@ def write_expect(d, e):
         lines.append("option %s %s" % (k, v))
     if "run" in e:
         lines.append("run " + e["run"])
+    if "warning" in e:
+        lines.append("warning " + e["warning"])
     if "args" in e:
         lines.append("args " + e["args"])
     with open(os.path.join(d, "expect"), "w") as f:

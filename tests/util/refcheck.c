@@ -245,6 +245,12 @@ int refcheck_run(const struct refcase *c, struct refresult *r)
 		printf("  %s: cannot open: %s\n", c->name, cnnviz_error_format(&err, buf, sizeof buf));
 		goto out;
 	}
+	/* every reference model has finite weights: no warning is due */
+	if (cnnviz_model_warning(m, 0)) {
+		printf("  %s: unexpected warning: %s\n", c->name,
+		       cnnviz_model_warning(m, 0));
+		goto out;
+	}
 	int rank;
 	int64_t shape[CNNVIZ_MAX_RANK];
 	snprintf(path, sizeof path, "%s/input.npy", c->expected);

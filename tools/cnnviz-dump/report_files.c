@@ -67,6 +67,14 @@ int report_write_manifest(struct report *r, const struct report_image *im,
 		return -1;
 	if (r->cams)
 		json_object_set(doc, "cam", r->cams);
+	/* model warnings (non-finite weights): [] when there are none */
+	json_t *warn = json_array();
+	const char *w;
+	for (int i = 0; warn && (w = cnnviz_model_warning(r->m, i)); i++)
+		json_array_append_new(warn, json_string(w));
+	if (warn)
+		json_object_set_new(json_object_get(doc, "model"), "warnings",
+				    warn);
 	snprintf(path, sizeof path, "%s/manifest.json", stage);
 	int rc = cli_write_json(doc, path);
 	json_decref(doc);

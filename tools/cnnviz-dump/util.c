@@ -41,7 +41,16 @@ int cli_open_model(const struct args *a, cnnviz_model **m)
 	if (!rc)
 		rc = cnnviz_model_open(a->model, o, m, &e);
 	cnnviz_options_free(o);
-	return rc ? cli_report(&e) : 0;
+	if (rc)
+		return cli_report(&e);
+	/* once per run (--bench opens the model five times) */
+	static int warned;
+	const char *w;
+	for (int i = 0; !a->quiet && !warned && (w = cnnviz_model_warning(*m, i));
+	     i++)
+		fprintf(stderr, "cnnviz-dump: warning: %s: %s\n", a->model, w);
+	warned = 1;
+	return 0;
 }
 
 void cli_shape_text(const int64_t *shape, int rank, int batch_none, char *buf,
