@@ -959,6 +959,15 @@ def cli_wrong_input_channels(d):
             "args": "--input-npy input.npy --npy-dir {out}"}
 
 
+@case
+def cli_bad_eval_value(d):
+    # found by fuzz_args: the message quoted the bad word after freeing it
+    write_h5(os.path.join(d, "model.h5"), base_seq(), base_weights())
+    return {"kind": "cli", "input": "model.h5", "status": "FAIL",
+            "message": ["--eval takes deletion, insertion, avgdrop, not 'bogus'"],
+            "args": "x.png -o {out} --cam gradcam --eval deletion,bogus"}
+
+
 # ------------------------------------------------------------------- main
 
 def write_expect(d, e):

@@ -29,6 +29,10 @@ FUZZ_ARGS        ?= -rss_limit_mb=2560 -timeout=10 -print_final_stats=1
 # keeps going; tests/fuzz/triage.sh then blames each artifact on the first
 # stack frame and only failures in libcnnviz's own code fail the run.
 FUZZ_ARGS_model  ?= -fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1 -timeout=1
+# The CLI parser prints a usage error for most inputs: close the target's
+# stderr (libFuzzer keeps its own copy for reports), or the log grows by
+# hundreds of MB a minute.
+FUZZ_ARGS_args   ?= -close_fd_mask=2
 
 .PHONY: fuzz fuzz-build fuzz-corpus
 
@@ -38,6 +42,9 @@ $(FUZZ_DIR)/%.o: %.c
 
 $(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/tests/fuzz/fuzz_%.o $(FUZZ_LIB_OBJ)
 	$(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_SAN) -pthread -o $@ $^ $(LIBS)
+
+# the command-line parser is the tool's, not the library's
+$(FUZZ_DIR)/fuzz_args: $(FUZZ_DIR)/tools/cnnviz-dump/args.o
 
 fuzz-build: $(FUZZ_BINS)
 
@@ -51,6 +58,7 @@ fuzz: fuzz-build fuzz-corpus
 	  mkdir -p $(FUZZ_DIR)/corpus/$$t $(FUZZ_DIR)/crashes/$$t; \
 	  dict=; [ -f tests/fuzz/$$t.dict ] && dict=-dict=tests/fuzz/$$t.dict; \
 	  extra=; [ $$t = model ] && extra="$(FUZZ_ARGS_model)"; \
+	  [ $$t = args ] && extra="$(FUZZ_ARGS_args)"; \
 	  echo "== fuzz_$$t for $(FUZZ_SECONDS) s (log $(FUZZ_DIR)/$$t.log)"; \
 	  ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

@@ -1,9 +1,8 @@
 /*
  * Options by key: lines "key=value" set with cnnviz_options_set, then
  * read back by the code that parses values further (limits, image
- * preprocessing, feature-map grids, overlays). The CLI's argument parser
- * (tools/cnnviz-dump) is not a separable function yet, so it is not
- * fuzzed here.
+ * preprocessing, feature-map grids, overlays). The CLI's own parser has
+ * its target, fuzz_args.c.
  */
 #include <string.h>
 

@@ -2,7 +2,7 @@
 """
 Seed corpora for the fuzz targets, from the project's own files:
 
-    /usr/bin/python3 tests/fuzz/seeds.py OUT    (OUT/config, model, image, options)
+    /usr/bin/python3 tests/fuzz/seeds.py OUT    (OUT/config, model, image, options, args)
 
 config: the model_config text of every fixture and tests/bad model
         (HDF5 attribute, architecture .json, config.json of a .keras zip)
@@ -142,12 +142,32 @@ def options(out):
     save(out, "options", b"norm=global\nglobal_range=-2,2\nupscale=2\ncols=2\n")
 
 
+ARGS = [
+    ["m.h5", "a.jpg", "b.png", "-o", "out"],
+    ["m.h5", "--input-npy", "in.npy", "--npy-dir", "dir", "--weights", "w.h5"],
+    ["--summary", "m.h5"], ["--bench", "3", "--threads", "2", "--batch", "4", "--profile", "m.h5"],
+    ["m.h5", "x.jpg", "-o", "o", "--layers", "conv,3-7", "--overlay", "last-conv",
+     "--overlay-channel", "mean", "--cols=8", "--cmap", "magma", "--norm", "fixed:0,1",
+     "--alpha", "0.4", "--labels", "fer2013", "--top", "3", "--save-npy", "all", "-q"],
+    ["m.h5", "x.jpg", "-o", "o", "--cam", "gradcam,layercam", "--class", "happy-vs-neutral",
+     "--cam-layer", "conv", "--cam-norm", "minmax", "--sanity", "--eval", "deletion,insertion",
+     "--target-logit", "--set", "ig_steps=64", "--output", "0"],
+    ["--list-layers"], ["--help"], ["--version"], ["--top"], ["--set", "=1"], ["-"],
+]
+
+
+def args(out):
+    for a in ARGS:
+        save(out, "args", b"\0".join(s.encode() for s in a))
+
+
 def main():
     out = sys.argv[1]
     configs_and_models(out)
     images(out)
     options(out)
-    for kind in ("config", "model", "image", "options"):
+    args(out)
+    for kind in ("config", "model", "image", "options", "args"):
         d = os.path.join(out, kind)
         print("  corpus %-8s %4d seeds" % (kind, len(os.listdir(d)) if os.path.isdir(d) else 0))
 

@@ -3,6 +3,7 @@
 #define CNNVIZ_DUMP_CLI_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include <jansson.h>
@@ -21,6 +22,7 @@ struct args {
 	const char *npy_dir;
 	const char *out_dir;     /* -o */
 	int summary, list_layers, quiet;
+	const char *help_or_version; /* "--help" or "--version" given */
 	/* report */
 	const char *labels;
 	int top;
@@ -41,6 +43,17 @@ struct args {
 	int profile;
 	const char *threads;
 };
+
+/*
+ * args.c: fills *a from argv (a is reset first; free with cli_args_free
+ * whatever the result). 0, or 2 after printing a usage error. Never exits:
+ * --help and --version are reported in a->help_or_version.
+ */
+int cli_parse_args(int argc, char **argv, struct args *a);
+void cli_args_free(struct args *a);
+void cli_usage(FILE *f);
+/* Prints "cnnviz-dump: what 'arg'" and the --help hint; returns 2. */
+int cli_usage_error(const char *what, const char *arg);
 
 /* One line "cnnviz-dump: file: where: message" on stderr; returns 1. */
 int cli_report(const struct cnnviz_error *e);
