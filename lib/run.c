@@ -304,10 +304,10 @@ static int session_new(const cnnviz_model *m, int64_t max_batch,
 	s->root = malloc(n * sizeof *s->root);
 	s->offset = calloc(n, sizeof *s->offset);
 	s->buf = calloc(n, sizeof *s->buf);
-	if (cnnviz__opt_int(opts, "profile", 0))
+	const int profile = (int)cnnviz__opt_int(opts, "profile", 0);
+	if (profile)
 		s->step_ms = calloc(n, sizeof *s->step_ms);
-	int rc = (!s->root || !s->offset || !s->buf ||
-		  (cnnviz__opt_int(opts, "profile", 0) && !s->step_ms))
+	int rc = (!s->root || !s->offset || !s->buf || (profile && !s->step_ms))
 			 ? cnnviz__fail(err, CNNVIZ_ERR_NOMEM, NULL, "out of memory")
 			 : CNNVIZ_OK;
 	if (!rc && cnnviz__pool_new((int)cnnviz__opt_int(opts, "threads", 0), &s->pool))

@@ -355,10 +355,12 @@ static int plan_pack(struct cnnviz__setup *s, const struct conv *p,
 	return CNNVIZ_OK;
 }
 
-static int gemm_layout(const struct cnnviz__conv_plan *cp)
+/* Plans whose packed kernels are laid out alike: DIRECT and INDIRECT
+   both take the GEMM's packing; the other paths have their own. */
+static int packing(const struct cnnviz__conv_plan *cp)
 {
-	return cp->path == CNNVIZ__CONV_DIRECT ||
-	       cp->path == CNNVIZ__CONV_INDIRECT;
+	return cp->path == CNNVIZ__CONV_INDIRECT ? CNNVIZ__CONV_DIRECT
+						 : cp->path;
 }
 
 /* Both plans' kernels; the folded plan shares the layout when it can. */
@@ -368,9 +370,8 @@ static int conv2d_pack(struct cnnviz__setup *s, struct conv *p)
 	if (rc || !s->l->can_fold_pad)
 		return rc;
 	struct cnnviz__conv_plan *q = &p->plan_pad;
-	if (gemm_layout(q) == gemm_layout(&p->plan) &&
-	    (gemm_layout(q) || q->path == p->plan.path) &&
-	    q->pairs == p->plan.pairs && q->isa == p->plan.isa) {
+	if (packing(q) == packing(&p->plan) && q->pairs == p->plan.pairs &&
+	    q->isa == p->plan.isa) {
 		q->w = p->plan.w;
 		q->zeros = p->plan.zeros;
 		return CNNVIZ_OK;

@@ -153,15 +153,12 @@ static int profile(const struct args *a, cnnviz_model *m, const float *in0,
 	double *ms = calloc((size_t)n, sizeof *ms);
 	double *step_flops = calloc((size_t)n, sizeof *step_flops);
 	int *step = malloc((size_t)n * sizeof *step);
-	const char *k;
 	int rc = 1;
 
-	if (!ms || !step_flops || !step || cnnviz_options_new(&o)) {
+	if (!ms || !step_flops || !step || cli_options_copy(a->opts, &o)) {
 		cli_fail("out of memory");
 		goto out;
 	}
-	for (int i = 0; (k = cnnviz_options_key(a->opts, i)); i++)
-		cnnviz_options_set(o, k, cnnviz_options_get(a->opts, k), NULL);
 	if (cnnviz_options_set(o, "profile", "1", &e) ||
 	    cnnviz_session_new(m, 1, o, &s, &e)) {
 		cli_report(&e);

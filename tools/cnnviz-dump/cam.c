@@ -395,12 +395,9 @@ int report_cams_setup(struct report *r)
 	 * they get their own copy of the options so that the activation
 	 * overlays of later images keep their own ranges.
 	 */
-	const char *k;
-	if (cnnviz_options_new(&r->cam_opts))
+	if (cli_options_copy(a->opts, &r->cam_opts) ||
+	    cnnviz_options_set(r->cam_opts, "overlay_range", "0,1", NULL))
 		return cli_fail("out of memory");
-	for (int i = 0; (k = cnnviz_options_key(a->opts, i)); i++)
-		cnnviz_options_set(r->cam_opts, k, cnnviz_options_get(a->opts, k), NULL);
-	cnnviz_options_set(r->cam_opts, "overlay_range", "0,1", NULL);
 	struct cnnviz_error e;
 	if (cnnviz_explainer_new(r->m, cam_batch(r->m), a->opts, &r->ex, &e))
 		return cli_report(&e);

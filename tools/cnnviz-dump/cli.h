@@ -72,6 +72,8 @@ int cli_publish_dir(const char *stage, const char *dir);
 int cli_publish_files(const char *stage, const char *dir);
 void cli_remove_tree(const char *dir);
 int cli_mkdir_p(const char *dir);
+/* *out: a new copy of every option set in src; -1 when out of memory. */
+int cli_options_copy(const cnnviz_options *src, cnnviz_options **out);
 /* JSON and text written whole or not at all (cnnviz_file_write). */
 int cli_write_json(json_t *doc, const char *path);
 int cli_write_text(const char *path, const char *text, size_t len);

@@ -29,6 +29,20 @@ int cli_fail(const char *fmt, ...)
 	return 1;
 }
 
+int cli_options_copy(const cnnviz_options *src, cnnviz_options **out)
+{
+	const char *k;
+	if (cnnviz_options_new(out))
+		return -1;
+	for (int i = 0; (k = cnnviz_options_key(src, i)); i++)
+		if (cnnviz_options_set(*out, k, cnnviz_options_get(src, k), NULL)) {
+			cnnviz_options_free(*out);
+			*out = NULL;
+			return -1;
+		}
+	return 0;
+}
+
 int cli_open_model(const struct args *a, cnnviz_model **m)
 {
 	struct cnnviz_error e = {0};
